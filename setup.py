@@ -1,0 +1,44 @@
+"""Packaging for cliproxyd."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+_version = re.search(
+    r'__version__ = "([^"]+)"', Path(__file__).with_name("cliproxyd").joinpath("__init__.py").read_text()
+).group(1)
+
+setup(
+    name="cliproxyd",
+    version=_version,
+    description="Self-hosted LLM API proxy: any client format to any upstream, by API key or OAuth login",
+    long_description=Path(__file__).with_name("README.rst").read_text(),
+    long_description_content_type="text/x-rst",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=find_packages(include=["cliproxyd", "cliproxyd.*"]),
+    install_requires=[
+        "tornado>=6.4",
+        "pyyaml>=6.0",
+        "requests-oauthlib>=2.0",
+        "sdnotify>=0.3.2",
+        "prometheus-client>=0.20",
+        # bcrypt: `secret-key` may be a bcrypt hash as CLIProxyAPI writes them; hashing is not
+        # something to write ourselves.
+        "bcrypt>=4.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "openai>=1.40",
+            "anthropic>=0.40",
+            "google-genai>=1.0",
+            "websockets>=13",
+            "ruff>=0.5",
+        ],
+    },
+    entry_points={"console_scripts": ["cliproxyd = cliproxyd.cli:main"]},
+)
