@@ -1,0 +1,241 @@
+"""The model registry: which credential serves which client-visible model, and under which name.
+
+Built from a `Config` by `build_registry`; owns credential synthesis from config entries (stable
+credential ids), the per-entry model list (built-in catalogue, or the entry's `models` aliases),
+`excluded-models` globs, prefix rules and the model listing.  Pure: no I/O, no clock, no globals.
+
+Rules (issue 4, reference/cliproxyapi-translation.md §9.1–9.3):
+
+* An entry's `models` list, when non-empty, replaces the built-in catalogue for that entry:
+  ``alias`` is the id clients use, ``name`` what goes upstream.  OpenAI-compatible entries serve
+  only their listed models.
+* `excluded-models` globs (case-insensitive, ``*`` matches any run of characters) remove a model
+  when they match its upstream name or its alias.
+* ``team-a/m`` reaches only credentials with prefix ``team-a``; a plain ``m`` reaches every
+  credential serving ``m`` unless `force-model-prefix` is on (then only unprefixed credentials).
+  If no credential has the prefix, the whole string is tried as a plain model id (ids such as
+  ``meta/llama`` are legal in compat lists).
+* A ``model(high)`` / ``model(8192)`` suffix is ignored for routing; the caller takes the
+  reasoning request from `formats.reasoning.split_model_suffix` itself.
+* Candidates come back in config order (gemini, claude, codex, openai-compatibility; entries in
+  file order), which is the order fill-first uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+from cliproxyd.errors import ErrorKind, ProxyError
+from cliproxyd.formats.reasoning import split_model_suffix
+from cliproxyd.routing.catalog import ModelInfo, builtin_models, find_model, generic_info
+
+__all__ = [
+    "Credential", "ServedModel", "ListedModel", "ModelRegistry", "build_registry",
+    "credential_id", "glob_match", "DEFAULT_BASE_URLS",
+]
+
+DEFAULT_BASE_URLS: Mapping[str, str] = MappingProxyType({
+    "gemini": "https://generativelanguage.googleapis.com",
+    "claude": "https://api.anthropic.com",
+    "codex": "https://api.openai.com/v1",
+})
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model a credential serves: ``alias`` (client id), ``upstream`` (sent upstream)."""
+
+    alias: str
+    upstream: str
+    info: ModelInfo
+
+
+@dataclass(frozen=True, eq=False)
+class Credential:
+    """One upstream API key with everything needed to call it.
+
+    ``id`` is stable across reloads (kind + base URL + key hash) so cooldown state survives a
+    config reload; ``label`` is safe to log (kind and the key's last 4 characters).  Equality is
+    identity (compare ``id`` to ask "same upstream key?").
+    """
+
+    id: str
+    kind: str  # gemini | claude | codex | openai_compat
+    api_key: str = field(repr=False)
+    base_url: str
+    prefix: str = ""
+    priority: int = 0
+    headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    proxy_url: str = ""
+    compat_name: str = ""
+    models: tuple[ServedModel, ...] = field(default=(), repr=False)
+
+    @property
+    def label(self) -> str:
+        """A log-safe name: never the key itself."""
+        tail = self.api_key[-4:] if len(self.api_key) >= 8 else ""
+        name = self.compat_name or self.kind
+        return f"{name}:...{tail}" if tail else f"{name}:{self.id[-8:]}"
+
+    def served(self, alias: str) -> ServedModel | None:
+        """The model this credential serves under a client-visible id, if any."""
+        for model in self.models:
+            if model.alias == alias:
+                return model
+        return None
+
+
+@dataclass(frozen=True)
+class ListedModel:
+    """A model as the listing routes show it; ``id`` may be ``prefix/alias``."""
+
+    id: str
+    info: ModelInfo
+    kind: str
+    owned_by: str
+
+
+def credential_id(kind: str, base_url: str, api_key: str, compat_name: str = "") -> str:
+    """A stable, non-secret id: the same key at the same endpoint keeps its id across reloads."""
+    digest = hashlib.sha256("\0".join((kind, compat_name, base_url, api_key)).encode()).hexdigest()
+    return f"{kind}-{digest[:16]}"
+
+
+def glob_match(pattern: str, name: str) -> bool:
+    """Case-insensitive match where ``*`` matches any run of characters (CLIProxyAPI semantics)."""
+    pieces = pattern.lower().split("*")
+    text = name.lower()
+    if len(pieces) == 1:
+        return text == pieces[0]
+    if not text.startswith(pieces[0]) or not text.endswith(pieces[-1]):
+        return False
+    pos, end = len(pieces[0]), len(text) - len(pieces[-1])
+    for piece in pieces[1:-1]:
+        found = text.find(piece, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(piece)
+    return pos <= end
+
+
+def _excluded(model: ServedModel, globs: Iterable[str]) -> bool:
+    return any(glob_match(g, model.alias) or glob_match(g, model.upstream) for g in globs)
+
+
+def _entry_models(kind: str, aliases: Iterable[Any], owner: str) -> tuple[ServedModel, ...]:
+    """The entry's `models` aliases, or the kind's built-in catalogue when it has none."""
+    explicit = tuple(aliases)
+    if not explicit:
+        return tuple(ServedModel(m.id, m.id, m) for m in builtin_models(kind))
+    served = []
+    for alias in explicit:
+        client_id = alias.alias or alias.name
+        info = find_model(alias.name, kind if kind != "openai_compat" else None)
+        info = info.renamed(client_id) if info else generic_info(client_id, owner)
+        served.append(ServedModel(client_id, alias.name, info))
+    return tuple(served)
+
+
+def _make(kind: str, api_key: str, base_url: str, entry: Any, proxy_url: str,
+          compat_name: str = "") -> Credential:
+    base = (base_url or DEFAULT_BASE_URLS.get(kind, "")).rstrip("/")
+    owner = compat_name or kind
+    models = tuple(m for m in _entry_models(kind, entry.models, owner)
+                   if not _excluded(m, entry.excluded_models))
+    return Credential(
+        id=credential_id(kind, base, api_key, compat_name), kind=kind, api_key=api_key,
+        base_url=base, prefix=entry.prefix.strip("/"), priority=entry.priority,
+        headers=MappingProxyType(dict(entry.headers)), proxy_url=proxy_url,
+        compat_name=compat_name, models=models,
+    )
+
+
+def _credentials(config: Any) -> list[Credential]:
+    creds = []
+    for kind, entries in (("gemini", config.gemini_api_key), ("claude", config.claude_api_key),
+                          ("codex", config.codex_api_key)):
+        for e in entries:
+            creds.append(_make(kind, e.api_key, e.base_url, e, e.proxy_url or config.proxy_url))
+    for compat in config.openai_compatibility:
+        # An entry without keys still works (Authorization omitted), as in CLIProxyAPI.
+        keys = compat.api_key_entries or (None,)
+        for key in keys:
+            proxy = (key.proxy_url if key else "") or config.proxy_url
+            creds.append(_make("openai_compat", key.api_key if key else "", compat.base_url,
+                               compat, proxy, compat.name))
+    return creds
+
+
+class ModelRegistry:
+    """Credentials and the models they serve; answers `resolve` and `listing`."""
+
+    def __init__(self, credentials: Iterable[Credential], force_model_prefix: bool = False):
+        self.credentials: tuple[Credential, ...] = tuple(credentials)
+        self.force_model_prefix = force_model_prefix
+        self._prefixes = frozenset(c.prefix for c in self.credentials if c.prefix)
+
+    def resolve(self, model: str) -> list[tuple[Credential, str]]:
+        """``(credential, upstream model name)`` for every credential that can serve ``model``.
+
+        Raises `ProxyError` MODEL_NOT_FOUND (404, code ``model_not_found``) when none can.
+        """
+        base, _ = split_model_suffix(model.strip())
+        found = self._match(base)
+        if not found and base != model.strip():
+            found = self._match(model.strip())  # a literal id that happens to end in "(...)"
+        if not found:
+            raise ProxyError(ErrorKind.MODEL_NOT_FOUND, f"The model `{model}` does not exist or "
+                             "is not served by any configured upstream.", code="model_not_found",
+                             param="model")
+        return found
+
+    def _match(self, name: str) -> list[tuple[Credential, str]]:
+        prefix, sep, rest = name.partition("/")
+        if sep and prefix in self._prefixes:
+            hits = self._serving(rest, lambda c: c.prefix == prefix)
+            if hits:
+                return hits
+        if self.force_model_prefix:
+            return self._serving(name, lambda c: not c.prefix)
+        return self._serving(name, lambda c: True)
+
+    def _serving(self, alias: str, allowed: Any) -> list[tuple[Credential, str]]:
+        hits = []
+        for cred in self.credentials:
+            served = cred.served(alias) if allowed(cred) else None
+            if served:
+                hits.append((cred, served.upstream))
+        return hits
+
+    def listing(self) -> list[ListedModel]:
+        """Every client-visible model id, deduplicated, in first-seen order."""
+        seen: dict[str, ListedModel] = {}
+        for cred in self.credentials:
+            owner = cred.compat_name or cred.kind
+            for m in cred.models:
+                ids = []
+                if cred.prefix:
+                    ids.append(f"{cred.prefix}/{m.alias}")
+                if not cred.prefix or not self.force_model_prefix:
+                    ids.append(m.alias)
+                for mid in ids:
+                    if mid not in seen:
+                        seen[mid] = ListedModel(mid, m.info.renamed(mid), cred.kind, owner)
+        return list(seen.values())
+
+    def find(self, model: str) -> ListedModel | None:
+        """The listing entry for one client-visible id (``GET /v1beta/models/{model}``)."""
+        for item in self.listing():
+            if item.id == model:
+                return item
+        return None
+
+
+def build_registry(config: Any) -> ModelRegistry:
+    """The registry for a `cliproxyd.config.Config`."""
+    return ModelRegistry(_credentials(config), force_model_prefix=config.force_model_prefix)
