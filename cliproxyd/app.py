@@ -1,0 +1,51 @@
+"""The route table: `make_app(runtime_ref, state)` and nothing else.
+
+Handlers get their dependencies through ``initialize(runtime_ref, state, route)``; ``route`` is
+the rule's name and the only route label metrics ever see.  Order matters: the catch-alls at the
+end give unknown paths under ``/v1``, ``/v1beta`` and ``/v0/management`` their area's access rule
+(auth is checked before routing) and error shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado.web import url
+
+from cliproxyd.handlers.base import NotFoundHandler, ProxyApplication, log_request
+from cliproxyd.handlers.management import ConfigHandler
+from cliproxyd.handlers.misc import HealthHandler, MetricsHandler, RootHandler
+from cliproxyd.runtime import AppState, RuntimeRef
+
+__all__ = ["make_app"]
+
+
+def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
+    """The Tornado application serving ``runtime_ref.current``."""
+
+    def rule(pattern: str, handler: type, name: str, **extra: Any) -> Any:
+        return url(pattern, handler, dict(runtime_ref=runtime_ref, state=state, route=name, **extra), name=name)
+
+    def unknown(pattern: str, name: str, client_format: str | None, access: str) -> Any:
+        return rule(pattern, NotFoundHandler, name, client_format=client_format, access=access)
+
+    routes = [
+        rule(r"/", RootHandler, "root"),
+        rule(r"/healthz", HealthHandler, "healthz"),
+        rule(r"/metrics", MetricsHandler, "metrics"),
+        rule(r"/v0/management/config", ConfigHandler, "management_config"),
+        # Catch-alls: keep last.
+        unknown(r"/v0/management(?:/.*)?", "management_unknown", None, "management"),
+        unknown(r"/v1/messages(?:/.*)?", "claude_unknown", "claude", "client"),
+        unknown(r"/v1beta(?:/.*)?", "gemini_unknown", "gemini", "client"),
+        unknown(r"/v1(?:/.*)?", "openai_unknown", "openai_chat", "client"),
+    ]
+    return ProxyApplication(
+        routes,
+        runtime_ref,
+        state,
+        default_handler_class=NotFoundHandler,
+        default_handler_args=dict(runtime_ref=runtime_ref, state=state, route="unmatched"),
+        log_function=log_request(state),
+        compress_response=False,
+    )

@@ -1,0 +1,144 @@
+"""The command line: run the daemon, check a config, hash a management secret.
+
+::
+
+    cliproxyd [--config FILE]                 run in the foreground
+    cliproxyd --check-config [--config FILE]  validate, print every problem
+    cliproxyd --version
+    cliproxyd hash-secret                     read a secret on stdin, print its bcrypt hash
+
+The config file is ``--config``, else ``$CLIPROXYD_CONFIG``, else ``./config.yaml``, else
+``/etc/cliproxyd/config.yaml``.  Exit codes: 0 ok, 1 cannot listen, 64 usage, 78 bad config.
+Every failure is one clear message on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Sequence
+
+from cliproxyd import __version__
+
+__all__ = ["main", "find_config", "EXIT_USAGE"]
+
+EXIT_USAGE = 64
+EXIT_CONFIG = 78
+_DEFAULT_PLACES = ("./config.yaml", "/etc/cliproxyd/config.yaml")
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors with exit code 64 (EX_USAGE) instead of 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cliproxyd", description="Self-hosted LLM API proxy.")
+    parser.add_argument("--config", metavar="FILE", help="config file (default: see README)")
+    parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.add_parser("hash-secret", help="read a secret on stdin and print a bcrypt hash")
+    return parser
+
+
+def find_config(explicit: str | None, env: dict[str, str] | os._Environ = os.environ) -> str | None:
+    """The config path to use: --config, $CLIPROXYD_CONFIG, ./config.yaml, /etc/cliproxyd/config.yaml."""
+    if explicit:
+        return explicit
+    if env.get("CLIPROXYD_CONFIG"):
+        return env["CLIPROXYD_CONFIG"]
+    for place in _DEFAULT_PLACES:
+        if os.path.exists(place):
+            return place
+    return None
+
+
+def _err(message: str) -> None:
+    print(f"cliproxyd: {message}", file=sys.stderr)
+
+
+def _hash_secret() -> int:
+    from cliproxyd.secrets import hash_secret
+
+    secret = sys.stdin.readline().rstrip("\r\n")
+    try:
+        print(hash_secret(secret))
+    except ValueError as exc:
+        _err(f"hash-secret: {exc}")
+        return EXIT_USAGE
+    return 0
+
+
+def _load(path: str | None):
+    """The validated Config, or None after printing every problem."""
+    from cliproxyd.config import ConfigError, load_config
+    from cliproxyd.daemon import build_ssl_context
+
+    if path is None:
+        _err("no config file: pass --config FILE or set CLIPROXYD_CONFIG (looked for "
+             + " and ".join(_DEFAULT_PLACES) + ")")
+        return None
+    try:
+        config = load_config(path)
+        build_ssl_context(config)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return None
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return config
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _serve(path: str, config) -> int:
+    from cliproxyd.daemon import Daemon, StartupError
+
+    _setup_logging(config.debug)
+    try:
+        return asyncio.run(Daemon(os.path.abspath(path), config).run())
+    except StartupError as err:
+        _err(str(err))
+        return err.exit_code
+    except KeyboardInterrupt:  # a Ctrl-C before the signal handlers are installed
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cliproxyd`` console script; returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except _UsageError as exc:
+        _parser().print_usage(sys.stderr)
+        _err(str(exc))
+        return EXIT_USAGE
+    if args.version:
+        print(f"cliproxyd {__version__}")
+        return 0
+    if args.command == "hash-secret":
+        return _hash_secret()
+    path = find_config(args.config)
+    config = _load(path)
+    if config is None:
+        return EXIT_CONFIG
+    if args.check_config:
+        print(f"{os.path.abspath(path)}: configuration ok")
+        return 0
+    return _serve(path, config)

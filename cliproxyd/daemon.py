@@ -1,0 +1,284 @@
+"""The process lifecycle: start up, serve, reload on SIGHUP, drain and stop on SIGTERM/SIGINT.
+
+Start-up is a linear list of named steps (build runtime → TLS → bind → serve → READY=1) and
+shut-down runs in reverse (STOPPING=1 → stop accepting → drain in-flight requests up to
+``shutdown-timeout`` → close idle connections).  systemd is told everything through
+``NOTIFY_SOCKET`` (READY, RELOADING + MONOTONIC_USEC, STOPPING, STATUS, WATCHDOG).
+
+Reload (SIGHUP, nginx semantics): read and validate config.yaml and the TLS files; on any
+problem keep everything as it is, log every problem and say so in STATUS; on success log the
+redacted diff and swap `RuntimeRef.current` in one assignment.  A changed host/port gets new
+listening sockets (connections already accepted keep being served by the old server object);
+if binding fails the old sockets are kept and the failure logged.  TLS files are re-read on
+every reload so certificates rotate without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import time
+from dataclasses import dataclass
+
+import sdnotify
+from tornado import netutil
+from tornado.http1connection import HTTP1ConnectionParameters
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import PeriodicCallback
+
+from cliproxyd.app import make_app
+from cliproxyd.config import Config, ConfigError, load_config
+from cliproxyd.handlers.base import server_body_limit
+from cliproxyd.runtime import AppState, Runtime, RuntimeRef
+
+__all__ = ["Daemon", "StartupError", "build_ssl_context", "EXIT_OK", "EXIT_LISTEN", "EXIT_CONFIG"]
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_LISTEN = 1
+EXIT_CONFIG = 78
+
+MAX_HEADER_SIZE = 64 * 1024
+# A keep-alive connection idle this long is closed (Tornado's default is an hour).
+IDLE_CONNECTION_TIMEOUT = 75.0
+# A request body must arrive within this many seconds.
+BODY_TIMEOUT = 120.0
+# After the drain, how long closing the remaining (idle) connections may take.
+_CLOSE_GRACE = 5.0
+
+
+class StartupError(Exception):
+    """Start-up failed in a way the user must fix; ``exit_code`` is what the process returns."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def build_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The server TLS context for ``config`` (None when TLS is off); reads the PEM files now.
+
+    Raises `ConfigError` naming the file, key and line when the files cannot be used.
+    """
+    tls = config.tls
+    if not tls.enable:
+        return None
+    if not tls.cert or not tls.key:
+        raise ConfigError([f"{config.where('tls')}: tls.enable needs both tls.cert and tls.key"])
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(tls.cert, tls.key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(
+            [f"{config.where('tls.cert')}: cannot load certificate {tls.cert!r} with key {tls.key!r}: {reason}"]
+        ) from None
+    return ctx
+
+
+def _conn_params(config: Config) -> HTTP1ConnectionParameters:
+    """Per-connection HTTP limits for new connections (what HTTPServer derives from its kwargs)."""
+    return HTTP1ConnectionParameters(
+        max_header_size=MAX_HEADER_SIZE,
+        header_timeout=IDLE_CONNECTION_TIMEOUT,
+        max_body_size=server_body_limit(config.max_body_size),
+        body_timeout=BODY_TIMEOUT,
+    )
+
+
+def _monotonic_usec() -> int:
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+
+
+def _address_text(host: str, port: int) -> str:
+    return f"{host or '*'}:{port}"
+
+
+@dataclass
+class _Listener:
+    """One HTTPServer and the address its sockets are bound to."""
+
+    server: HTTPServer
+    host: str
+    port: int
+
+
+class Notifier:
+    """sd_notify messages; silent when NOTIFY_SOCKET is unset (not under systemd)."""
+
+    def __init__(self) -> None:
+        self._enabled = bool(os.environ.get("NOTIFY_SOCKET"))
+        self._notifier = sdnotify.SystemdNotifier() if self._enabled else None
+
+    def send(self, *lines: str) -> None:
+        if self._notifier is not None:
+            self._notifier.notify("\n".join(lines))
+
+
+class Daemon:
+    """One cliproxyd process serving the config file at ``config_path``."""
+
+    def __init__(self, config_path: str, config: Config) -> None:
+        self.config_path = config_path
+        self.state = AppState.create()
+        self.runtime_ref = RuntimeRef(Runtime.build(config))
+        self.app = make_app(self.runtime_ref, self.state)
+        self.notifier = Notifier()
+        self._listeners: list[_Listener] = []
+        self._retired: list[HTTPServer] = []
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._watchdog: PeriodicCallback | None = None
+
+    # --- start-up --------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; return the exit code.  Raises `StartupError`."""
+        config = self.runtime_ref.current.config
+        try:
+            ssl_ctx = build_ssl_context(config)
+        except ConfigError as err:
+            raise StartupError(str(err), EXIT_CONFIG) from None
+        self._listeners = [self._listen(config, ssl_ctx)]
+        self._install_signals()
+        self._start_watchdog()
+        self.notifier.send("READY=1", f"STATUS={self._serving_status()}")
+        log.info("cliproxyd %s (pid %d)", self._serving_status(), os.getpid())
+        await self._stop.wait()
+        await self._shutdown()
+        return EXIT_OK
+
+    def _listen(self, config: Config, ssl_ctx: ssl.SSLContext | None) -> _Listener:
+        try:
+            sockets = netutil.bind_sockets(config.port, address=config.host or None)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {_address_text(config.host, config.port)}: {exc.strerror or exc}",
+                EXIT_LISTEN,
+            ) from None
+        server = HTTPServer(
+            self.app,
+            xheaders=False,  # the localhost rule must see the real socket peer
+            ssl_options=ssl_ctx,
+            max_header_size=MAX_HEADER_SIZE,
+            idle_connection_timeout=IDLE_CONNECTION_TIMEOUT,
+            body_timeout=BODY_TIMEOUT,
+            max_body_size=server_body_limit(config.max_body_size),
+        )
+        server.add_sockets(sockets)
+        port = sockets[0].getsockname()[1] if sockets else config.port
+        return _Listener(server, config.host, port)
+
+    def _serving_status(self) -> str:
+        config = self.runtime_ref.current.config
+        scheme = "https" if config.tls.enable else "http"
+        addrs = ", ".join(_address_text(l.host, l.port) for l in self._listeners)
+        return f"serving {scheme} on {addrs}"
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+
+    def _start_watchdog(self) -> None:
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        pid = os.environ.get("WATCHDOG_PID", "")
+        if not usec.isdigit() or int(usec) <= 0 or (pid and pid != str(os.getpid())):
+            return
+        interval_ms = int(usec) / 2000.0
+        self._watchdog = PeriodicCallback(lambda: self.notifier.send("WATCHDOG=1"), interval_ms)
+        self._watchdog.start()
+
+    # --- reload -----------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Re-read the config file and apply it, or keep everything on any problem."""
+        async with self._reload_lock:
+            self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={_monotonic_usec()}")
+            ok = self._reload_once()
+            self.state.metrics.reload_done(ok)
+            status = self._serving_status() if ok else self._failed_status
+            self.notifier.send("READY=1", f"STATUS={status}")
+            return ok
+
+    def _reload_once(self) -> bool:
+        old = self.runtime_ref.current.config
+        try:
+            new = load_config(self.config_path)
+            ssl_ctx = build_ssl_context(new)
+            runtime = Runtime.build(new)
+        except ConfigError as err:
+            for problem in err.problems:
+                log.error("reload failed: %s", problem)
+            self._failed_status = f"reload failed: {err.problems[0] if err.problems else err}"
+            return False
+        for warning in new.warnings:
+            log.warning("%s", warning)
+        self._log_diff(old, new)
+        self._apply_listeners(new, ssl_ctx)
+        logging.getLogger().setLevel(logging.DEBUG if new.debug else logging.INFO)
+        self.runtime_ref.current = runtime  # the one atomic swap
+        log.info("configuration reloaded from %s", self.config_path)
+        return True
+
+    _failed_status = "reload failed"
+
+    def _log_diff(self, old: Config, new: Config) -> None:
+        try:
+            from cliproxyd.confdiff import diff
+        except ImportError:  # confdiff not written yet
+            return
+        for line in diff(old, new):
+            log.info("config change: %s", line)
+
+    def _apply_listeners(self, new: Config, ssl_ctx: ssl.SSLContext | None) -> None:
+        """New TLS context and limits for new connections; new sockets if the address changed."""
+        current = self._listeners[0]
+        if (new.host, new.port) != (current.host, current.port):
+            try:
+                listener = self._listen(new, ssl_ctx)
+            except StartupError as err:
+                log.error("keeping %s: %s", _address_text(current.host, current.port), err)
+            else:
+                for old in self._listeners:
+                    old.server.stop()  # stop accepting; accepted connections keep running
+                    self._retired.append(old.server)
+                self._listeners = [listener]
+                log.info("now listening on %s", _address_text(listener.host, listener.port))
+        for listener in self._listeners:
+            listener.server.ssl_options = ssl_ctx
+            listener.server.conn_params = _conn_params(new)
+
+    # --- shut-down --------------------------------------------------------------------------
+
+    def _request_stop(self, sig: int) -> None:
+        if self._stop.is_set():
+            log.info("%s again: already stopping", signal.Signals(sig).name)
+            return
+        log.info("%s: stopping", signal.Signals(sig).name)
+        self._stop.set()
+
+    async def _shutdown(self) -> None:
+        timeout = self.runtime_ref.current.config.shutdown_timeout
+        self.notifier.send("STOPPING=1", "STATUS=stopping: draining in-flight requests")
+        servers = [l.server for l in self._listeners] + self._retired
+        for server in servers:
+            server.stop()
+        if not await self.state.inflight.wait_idle(timeout):
+            log.warning("shutdown-timeout (%ss) reached with %d requests in flight", timeout,
+                        len(self.state.inflight))
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        for server in servers:
+            try:
+                await asyncio.wait_for(server.close_all_connections(), _CLOSE_GRACE)
+            except asyncio.TimeoutError:
+                log.warning("some connections did not close in time")
+        log.info("stopped")
+

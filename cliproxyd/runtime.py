@@ -1,0 +1,89 @@
+"""The swappable bundle every request reads: the config and what is built from it.
+
+`Runtime.build(config)` is the single place that turns a `Config` into ready-to-use state; later
+issues add the model catalogue and the credential pool there.  `RuntimeRef.current` is replaced
+in one assignment on reload; a handler reads it once per request, so a request in flight keeps
+the snapshot it started with.  No I/O happens here beyond what `build` documents.
+
+`AppState` is the other half: state that lives as long as the process (metrics registry,
+management lockout table, in-flight request tracking) and is *not* replaced on reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from cliproxyd.access import Lockout
+from cliproxyd.config import Config
+from cliproxyd.metrics import Metrics
+
+__all__ = ["Runtime", "RuntimeRef", "InFlight", "AppState"]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything derived from one config file; immutable once built."""
+
+    config: Config
+
+    @classmethod
+    def build(cls, config: Config) -> "Runtime":
+        """Build the runtime for ``config``; raises on anything the config alone cannot catch."""
+        return cls(config=config)
+
+
+class RuntimeRef:
+    """A holder whose `current` attribute is the live `Runtime` (swapped by the daemon)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.current = runtime
+
+
+class InFlight:
+    """Requests in progress, from their first header byte to their last response byte.
+
+    The daemon waits on `wait_idle` during shutdown so in-flight requests and streams can finish.
+    Tokens are any hashable object (a handler, a connection delegate); `leave` is idempotent.
+    """
+
+    def __init__(self) -> None:
+        self._tokens: set[int] = set()
+        self._idle: "asyncio.Event | None" = None
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def enter(self, token: object) -> None:
+        self._tokens.add(id(token))
+
+    def leave(self, token: object) -> None:
+        self._tokens.discard(id(token))
+        if not self._tokens and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is in flight or ``timeout`` seconds pass; True if idle."""
+        if not self._tokens:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._idle = None
+
+
+@dataclass
+class AppState:
+    """Process-lifetime state shared by every handler; it survives config reloads."""
+
+    metrics: Metrics
+    lockout: Lockout
+    inflight: InFlight
+
+    @classmethod
+    def create(cls) -> "AppState":
+        return cls(metrics=Metrics(), lockout=Lockout(), inflight=InFlight())
