@@ -42,10 +42,10 @@ MODEL_WARN = frozenset({
     "input-modalities", "output-modalities",
 })
 ENTRY_WARN = frozenset({"weight"})
-# `disabled` is deliberately absent: ignoring `disabled: true` would switch a provider on.
+# `disabled` is checked by the schema: `false` warns, `true` is an error (ignoring it would
+# switch a provider on).
 COMPAT_WARN = PROVIDER_WARN | frozenset({"support-prompt-cache-key"})
 COMPAT_HINTS = types.MappingProxyType({
     "api-keys": "the old CLIProxyAPI list form is not supported; use api-key-entries: [{api-key: ...}]",
-    "disabled": "not supported; remove or comment out the entry to disable a provider",
     "api-key": "openai-compatibility takes api-key-entries: [{api-key: ...}]",
 })

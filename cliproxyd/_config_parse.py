@@ -11,6 +11,7 @@ run after the walk.  No I/O, no clock, no module-level mutable state.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import types
@@ -32,6 +33,7 @@ MAX_BYTES = y.MAX_BYTES
 _BAD = object()  # a value that failed its check (the problem is already recorded)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
 @dataclass
@@ -149,7 +151,32 @@ def proxy_url(ctx: _Ctx, node: Node, kp: str) -> object:
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in _PROXY_SCHEMES or not parts.hostname:
-        return ctx.error(node, kp, f"must be a {'/'.join(_PROXY_SCHEMES)} URL, 'direct' or 'none'")
+        return ctx.error(node, kp, "must be an http, https, socks5 or socks5h URL, 'direct' or 'none'")
+    return value
+
+
+def host(ctx: _Ctx, node: Node, kp: str) -> object:
+    """"" (all interfaces), an IP address or a host name; no port, scheme or brackets."""
+    value = string(ctx, node, kp)
+    if value in (_BAD, ""):
+        return value
+    if ":" in value:
+        try:
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            return ctx.error(node, kp, f"must be an address or host name without port (got {value!r})")
+    elif not _HOST_NAME.fullmatch(value):
+        return ctx.error(node, kp, f"must be an address or host name without port (got {value!r})")
+    return value
+
+
+def must_be_false(ctx: _Ctx, node: Node, kp: str) -> object:
+    """A CLIProxyAPI switch cliproxyd lacks: `false` is harmless (a warning), `true` an error."""
+    value = boolean(ctx, node, kp)
+    if value is True:
+        return ctx.error(node, kp, "is not supported; remove or comment out the entry instead")
+    if value is False:
+        ctx.warn(node, kp, "is a CLIProxyAPI setting that cliproxyd does not implement; ignored")
     return value
 
 
@@ -245,7 +272,8 @@ class Section:
         values = read_mapping(ctx, node, kp, self)
         if values is _BAD:
             return _BAD
-        return self.cls(**values)
+        known = {f.name for f in fields(self.cls)}
+        return self.cls(**{k: v for k, v in values.items() if k in known})
 
 
 def read_mapping(ctx: _Ctx, node: Node, kp: str, sec: Section, partial: bool = False) -> object:
@@ -271,8 +299,10 @@ def read_mapping(ctx: _Ctx, node: Node, kp: str, sec: Section, partial: bool = F
                 bad = ctx.error(value_node, ckp, "is required and must not be empty") is _BAD
             continue
         value = check(ctx, value_node, ckp)
-        bad = bad or value is _BAD
-        values[name.replace("-", "_")] = value
+        if value is _BAD:
+            bad = True
+        else:
+            values[name.replace("-", "_")] = value
     for name in sec.required:
         if name not in present:
             bad = ctx.error(node, kp, f"missing required key {name!r}") is _BAD
@@ -284,9 +314,16 @@ def _unknown_key(ctx: _Ctx, key_node: Node, kp: str, name: str, sec: Section) ->
         ctx.warn(key_node, kp, "is a CLIProxyAPI setting that cliproxyd does not implement; ignored")
         return
     hint = (sec.hints or {}).get(name)
-    if hint is None:
-        close = difflib.get_close_matches(name, list(sec.spec), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(sec.spec))}"
+    if hint is not None:
+        ctx.error(key_node, kp, hint)
+        return
+    close = difflib.get_close_matches(name, list(sec.spec), n=1, cutoff=0.7)
+    if close:
+        hint = f"did you mean {close[0]!r}?"
+    elif len(sec.spec) <= 10:
+        hint = f"known keys: {', '.join(sorted(sec.spec))}"
+    else:
+        hint = "not a cliproxyd setting (etc/cliproxyd/config.yaml lists every key)"
     ctx.error(key_node, kp, f"unknown key; {hint}")
 
 
@@ -299,7 +336,8 @@ def _mapping_pairs(ctx: _Ctx, node: Node, kp: str) -> object:
         if key_node.tag == y.MERGE:
             continue
         if not isinstance(key_node, ScalarNode) or key_node.tag != y.STR:
-            bad = ctx.error(key_node, kp, "keys must be plain strings") is _BAD
+            shown = key_node.value if isinstance(key_node, ScalarNode) else "(a collection)"
+            bad = ctx.error(key_node, kp, f"key {shown} is not a string (quote it)") is _BAD
         elif key_node.value in seen:
             name = key_node.value
             where = f"{kp}.{name}" if kp else name
@@ -343,11 +381,11 @@ OPENAI_COMPAT = Section(OpenAICompat, {
     "name": nonempty, "base-url": base_url, "prefix": prefix,
     "priority": integer(-1_000_000, 1_000_000), "headers": headers,
     "api-key-entries": list_of(API_KEY_ENTRY), "models": list_of(MODEL),
-    "excluded-models": list_of(glob),
+    "excluded-models": list_of(glob), "disabled": must_be_false,
 }, required=("name", "base-url"), warn=keys.COMPAT_WARN, hints=keys.COMPAT_HINTS)
 
 TOP = Section(Config, {
-    "host": string,
+    "host": host,
     "port": integer(1, 65535),
     "debug": boolean,
     "tls": Section(TLSConfig, {"enable": boolean, "cert": string, "key": string}),

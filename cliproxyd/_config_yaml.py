@@ -14,7 +14,6 @@ It does no I/O: the caller reads the file.  Errors are `YAMLProblem` carrying a 
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 
 import yaml
@@ -70,9 +69,15 @@ def _describe_marked(exc: yaml.MarkedYAMLError) -> tuple[int, str]:
     """(line, message) of a PyYAML syntax error: the problem and its column."""
     mark = exc.problem_mark or exc.context_mark
     what = exc.problem or exc.context or "invalid YAML"
+    if exc.context and exc.problem:
+        if exc.problem.startswith("but "):
+            what = f"{exc.context}, {exc.problem}"
+        else:
+            started = f" started on line {exc.context_mark.line + 1}" if exc.context_mark else ""
+            what = f"{exc.problem} ({exc.context}{started})"
     if mark is None:
         return 0, f"invalid YAML: {what}"
-    return mark.line + 1, f"invalid YAML: {what} (column {mark.column + 1})"
+    return mark.line + 1, f"invalid YAML at column {mark.column + 1}: {what}"
 
 
 def _check_tree(root: Node) -> None:
@@ -115,8 +120,6 @@ def scalar_value(node: ScalarNode) -> object:
         raise ValueError(str(exc)) from None
     finally:
         loader.dispose()
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value
     return value
 
 
