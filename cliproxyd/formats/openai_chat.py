@@ -1,0 +1,193 @@
+"""The OpenAI Chat Completions codec (``POST /v1/chat/completions``), plus the legacy
+completions API (``POST /v1/completions``) mapped onto chat.
+
+This module owns the non-streamed response mapping and is the public face of the codec: it
+exports the `Codec` protocol names.  The work is split by concern into private siblings:
+
+* `_openai_chat_common`  finish_reason and usage tables, error bodies, validation helpers;
+* `_openai_chat_request` request bodies <-> IR (decode_request / encode_request);
+* `_openai_chat_stream`  StreamDecoder / StreamEncoder (chunk sequence, ``[DONE]``);
+* `_openai_chat_legacy`  decode_legacy_request / encode_legacy_response / LegacyStreamEncoder.
+
+Public API::
+
+    decode_request(body, *, model=None) -> ir.Request        # 400 ProxyError for bad bodies
+    encode_request(request, *, model) -> dict                # upstream body; stream → include_usage
+    decode_response(body) -> ir.Response                     # ProxyError if body is an error
+    encode_response(response, ctx) -> dict                   # "chat.completion"
+    render_error(error) -> dict                              # {"error":{message,type,param,code}}
+    StreamDecoder(); StreamEncoder(ctx)                      # feed(event) -> list; finish() -> list
+    decode_legacy_request(body, *, model=None) -> ir.Request
+    encode_legacy_response(response, ctx) -> dict            # "text_completion"
+    LegacyStreamEncoder(ctx)
+
+Pure: no I/O, no clock, no module-level mutable state, no Tornado.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from cliproxyd.errors import ErrorKind, ProxyError
+from cliproxyd.formats import ir
+from cliproxyd.formats._openai_chat_common import (
+    FINISH_TO_STOP, STOP_TO_FINISH, data_url, error_from_wire, finish_from_stop, parse_data_url,
+    render_error, stop_reason_from_finish, usage_from_wire, usage_to_wire,
+)
+from cliproxyd.formats._openai_chat_legacy import (
+    LegacyStreamEncoder, decode_legacy_request, encode_legacy_response,
+)
+from cliproxyd.formats._openai_chat_request import decode_request, encode_request
+from cliproxyd.formats._openai_chat_stream import StreamDecoder, StreamEncoder, stop_reason_for
+
+__all__ = [
+    "decode_request", "encode_request", "decode_response", "encode_response", "render_error",
+    "StreamDecoder", "StreamEncoder", "decode_legacy_request", "encode_legacy_response",
+    "LegacyStreamEncoder", "FINISH_TO_STOP", "STOP_TO_FINISH", "stop_reason_from_finish",
+    "finish_from_stop", "usage_from_wire", "usage_to_wire",
+]
+
+logger = logging.getLogger(__name__)
+
+# Response-level fields with no IR meaning, kept in Response.extras under their wire names.
+_RESPONSE_EXTRAS = ("system_fingerprint", "service_tier")
+
+
+# =============================================================================================
+# decode
+
+
+def decode_response(body: Mapping[str, Any]) -> ir.Response:
+    """Upstream ``chat.completion`` body → IR response (first choice).
+
+    A body carrying ``error`` (some compatible providers answer 200 with one) raises that error.
+    """
+    if not isinstance(body, Mapping):
+        raise ProxyError(ErrorKind.UPSTREAM_ERROR, "malformed upstream response")
+    if body.get("error"):
+        raise error_from_wire(body["error"])
+    choices = body.get("choices")
+    if not isinstance(choices, list):
+        raise ProxyError(ErrorKind.UPSTREAM_ERROR, "upstream response has no choices")
+    choice = next((c for c in choices if isinstance(c, Mapping) and c.get("index", 0) == 0), {})
+    message = choice.get("message") if isinstance(choice.get("message"), Mapping) else {}
+    parts = _message_parts(message)
+    finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
+    had_calls = any(isinstance(p, ir.ToolCallPart) for p in parts)
+    extras = {k: body[k] for k in _RESPONSE_EXTRAS if body.get(k) is not None}
+    for key in ("annotations",):
+        if message.get(key):
+            extras[key] = message[key]
+    rid, model = body.get("id"), body.get("model")
+    return ir.Response(
+        id=rid if isinstance(rid, str) else "", model=model if isinstance(model, str) else "",
+        parts=parts, stop_reason=stop_reason_for(finish, had_calls), native_stop_reason=finish,
+        usage=usage_from_wire(body.get("usage")) or ir.Usage(), extras=extras or ir.EMPTY)
+
+
+def _message_parts(message: Mapping[str, Any]) -> tuple[ir.Part, ...]:
+    parts: list[ir.Part] = []
+    # DeepSeek/vLLM/Kimi say reasoning_content; OpenRouter and others say reasoning.
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        parts.append(ir.ThinkingPart(reasoning))
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        parts.append(ir.TextPart(content))
+    elif isinstance(content, list):
+        parts.extend(ir.TextPart(p["text"]) for p in content
+                     if isinstance(p, Mapping) and isinstance(p.get("text"), str))
+    if isinstance(message.get("refusal"), str) and message["refusal"]:
+        parts.append(ir.TextPart(message["refusal"], {"type": "refusal"}))
+    parts.extend(_images(message.get("images")))
+    parts.extend(_response_calls(message))
+    return tuple(parts)
+
+
+def _images(images: Any) -> list[ir.ImagePart]:
+    """Non-standard ``message.images`` (image-generating models behind compatible APIs)."""
+    out = []
+    for image in images if isinstance(images, list) else ():
+        spec = image.get("image_url") if isinstance(image, Mapping) else None
+        url = spec.get("url") if isinstance(spec, Mapping) else None
+        if isinstance(url, str) and url.startswith("data:"):
+            try:
+                data, mime = parse_data_url(url, "images")
+            except ProxyError:
+                logger.debug("skipping an undecodable image in an upstream response")
+                continue
+            out.append(ir.ImagePart(data=data, mime_type=mime))
+        elif isinstance(url, str):
+            out.append(ir.ImagePart(url=url))
+    return out
+
+
+def _response_calls(message: Mapping[str, Any]) -> list[ir.ToolCallPart]:
+    calls = message.get("tool_calls")
+    out = []
+    for k, call in enumerate(calls if isinstance(calls, list) else ()):
+        fn = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(fn, Mapping):
+            continue
+        cid, args = call.get("id"), fn.get("arguments")
+        out.append(ir.ToolCallPart(
+            id=cid if isinstance(cid, str) and cid else f"call_{k}",
+            name=fn.get("name") if isinstance(fn.get("name"), str) else "",
+            arguments=args if isinstance(args, str) and args else "{}"))
+    legacy = message.get("function_call")
+    if not out and isinstance(legacy, Mapping) and isinstance(legacy.get("name"), str):
+        args = legacy.get("arguments")
+        out.append(ir.ToolCallPart(id="call_0", name=legacy["name"],
+                                   arguments=args if isinstance(args, str) and args else "{}"))
+    return out
+
+
+# =============================================================================================
+# encode
+
+
+def encode_response(response: ir.Response, ctx: ir.EncodeContext) -> dict[str, Any]:
+    """IR response → ``chat.completion`` body for a Chat client."""
+    calls = [p for p in response.parts if isinstance(p, ir.ToolCallPart)]
+    body: dict[str, Any] = {
+        "id": response.id or ctx.response_id,
+        "object": "chat.completion",
+        "created": ctx.created,
+        "model": ctx.model,
+        "choices": [{
+            "index": 0,
+            "message": _encode_message(response, calls),
+            "logprobs": None,
+            "finish_reason": finish_from_stop(response.stop_reason, had_tool_calls=bool(calls)),
+        }],
+        "usage": usage_to_wire(response.usage),
+    }
+    for key in _RESPONSE_EXTRAS:
+        if key in response.extras:
+            body[key] = response.extras[key]
+    return body
+
+
+def _encode_message(response: ir.Response, calls: list[ir.ToolCallPart]) -> dict[str, Any]:
+    texts = [p for p in response.parts if isinstance(p, ir.TextPart)]
+    content = "".join(p.text for p in texts if p.extras.get("type") != "refusal")
+    refusal = "".join(p.text for p in texts if p.extras.get("type") == "refusal")
+    thinking = "".join(p.text for p in response.parts if isinstance(p, ir.ThinkingPart))
+    message: dict[str, Any] = {"role": "assistant", "content": content or None,
+                               "refusal": refusal or None}
+    if thinking:
+        message["reasoning_content"] = thinking
+    if calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
+    images = [p for p in response.parts if isinstance(p, ir.ImagePart)]
+    if images:  # non-standard, as CLIProxyAPI emits for image-generating models (§6.3)
+        message["images"] = [
+            {"type": "image_url", "index": i,
+             "image_url": {"url": p.url if p.data is None else data_url(p.data, p.mime_type)}}
+            for i, p in enumerate(images)]
+    if "annotations" in response.extras:
+        message["annotations"] = response.extras["annotations"]
+    return message
