@@ -266,10 +266,10 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         timeout = self.runtime_ref.current.config.shutdown_timeout
-        self.notifier.send("STOPPING=1", "STATUS=stopping: draining in-flight requests")
         servers = [l.server for l in self._listeners] + self._retired
         for server in servers:
-            server.stop()
+            server.stop()  # stop accepting first: STOPPING=1 means no new connections
+        self.notifier.send("STOPPING=1", "STATUS=stopping: draining in-flight requests")
         if not await self.state.inflight.wait_idle(timeout):
             log.warning("shutdown-timeout (%ss) reached with %d requests in flight", timeout,
                         len(self.state.inflight))

@@ -2,13 +2,14 @@
 
 `Metrics` owns the registry, the process/platform collectors, ``cliproxyd_build_info``,
 ``cliproxyd_http_requests_total{route,method,code}`` (recorded from the Application's
-``log_function``) and ``cliproxyd_config_reloads_total{result}``.  Label values are bounded:
+``log_function``), ``cliproxyd_http_requests_in_flight`` and ``cliproxyd_config_reloads_total{result}``.  Label values are bounded:
 routes come from the route table's names and methods from a fixed set, never from raw client input.
 """
 
 from __future__ import annotations
 
 import platform
+from typing import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -56,6 +57,15 @@ class Metrics:
         )
         for result in RELOAD_RESULTS:
             self.config_reloads.labels(result=result)
+
+    def track_in_flight(self, count: Callable[[], int]) -> None:
+        """Expose ``cliproxyd_http_requests_in_flight``, read from ``count`` at scrape time."""
+        gauge = Gauge(
+            "cliproxyd_http_requests_in_flight",
+            "HTTP requests being received or answered (streams included)",
+            registry=self.registry,
+        )
+        gauge.set_function(lambda: float(count()))
 
     def observe_request(self, route: str, method: str, code: int) -> None:
         """Count one answered request (``route`` must be a route-table name)."""

@@ -86,4 +86,6 @@ class AppState:
 
     @classmethod
     def create(cls) -> "AppState":
-        return cls(metrics=Metrics(), lockout=Lockout(), inflight=InFlight())
+        state = cls(metrics=Metrics(), lockout=Lockout(), inflight=InFlight())
+        state.metrics.track_in_flight(lambda: len(state.inflight))
+        return state
