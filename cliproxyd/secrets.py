@@ -8,6 +8,7 @@ This module does no I/O and never logs.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 
@@ -37,7 +38,12 @@ def verify_secret(presented: str, configured: str) -> bool:
         return False
     if looks_like_bcrypt(configured):
         return _check_bcrypt(presented, configured)
-    return hmac.compare_digest(presented.encode("utf-8"), configured.encode("utf-8"))
+    # Digests first, so neither the content nor the length of the secret leaks through timing.
+    return hmac.compare_digest(_digest(presented), _digest(configured))
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8")).digest()
 
 
 def _check_bcrypt(presented: str, hashed: str) -> bool:
