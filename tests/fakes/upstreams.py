@@ -1,0 +1,626 @@
+"""Fake upstream providers for end-to-end tests: Tornado apps speaking each provider's real wire
+format, recording what they received, with named failure modes (STYLE.md 6.2.11).
+
+Kinds and routes:
+
+* ``gemini``: ``POST /v1beta/models/{model}:generateContent``, ``:streamGenerateContent``
+  (``?alt=sse`` → SSE with ``\\r\\n\\r\\n`` framing; otherwise the JSON array Google streams) and
+  ``:countTokens``; key in ``x-goog-api-key`` or ``?key=``.
+* ``claude``: ``POST /v1/messages`` (``"stream": true`` → SSE) and ``/v1/messages/count_tokens``;
+  key in ``x-api-key`` (or a Bearer token); ``anthropic-version`` required (400 otherwise).
+* ``openai``: ``POST {any base}/chat/completions``, Bearer key; a stream sends the usage chunk
+  when ``stream_options.include_usage`` is true, then ``data: [DONE]``.
+* ``responses``: ``POST {any base}/responses`` (OpenAI Responses / Codex), Bearer key; streams
+  (named SSE events with ``sequence_number``) when the body asks ``"stream": true``.
+
+The answer is scripted by `FakeUpstream.set_reply`: by default one text, ``"Hello from
+<model>."`` (the model the request named), streamed in 3 chunks; or a tool call (name + args).
+Usage numbers are derived from the request and answer sizes (deterministic, never zero).
+
+Failure modes (`MODES`), for every request, for one key, or for the next N requests:
+``ok``, ``429`` (optionally with ``Retry-After``), ``500``, ``401``, ``slow`` (wait ``delay``
+seconds before the first byte, then ok), ``stall`` (send the first part of the answer, then
+nothing until the client goes away), ``drop`` (send the first part, then close the connection),
+``malformed`` (invalid JSON with status 200), ``truncated`` (a stream that ends cleanly but
+without its terminal event; a non-stream body cut in half), ``html_error`` (a 502 HTML page).
+Error statuses use the provider's own error body.  Client disconnects are counted.
+
+Use `start_fake(kind, **reply_opts)` from blocking tests (the app runs on 127.0.0.1:<free port>
+in its own thread and IOLoop), or `make_app(kind, state)` inside an existing IOLoop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from cliproxyd.formats.sse import JSONArrayWriter
+
+__all__ = ["KINDS", "MODES", "Reply", "Mode", "RecordedRequest", "FakeState", "FakeUpstream",
+           "make_app", "start_fake"]
+
+KINDS = ("gemini", "claude", "openai", "responses")
+MODES = ("ok", "429", "500", "401", "slow", "stall", "drop", "malformed", "truncated",
+         "html_error")
+CREATED = 1_700_000_000  # a fixed timestamp: fakes need no clock
+STALL_LIMIT = 600.0  # a stalled handler gives up after this long even if nobody disconnects
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the fake answers: ``text`` (None = ``"Hello from <model>."``) or a tool call."""
+
+    text: str | None = None
+    tool_name: str | None = None
+    tool_args: dict = field(default_factory=dict)
+    chunks: int = 3
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A failure mode with its parameters."""
+
+    name: str = "ok"
+    retry_after: float | None = None
+    delay: float = 1.0
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake received it (headers with lower-case names)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    key: str | None
+    mode: str
+
+
+class FakeState:
+    """Thread-safe shared state of one fake: recorded requests, reply, modes, disconnects."""
+
+    def __init__(self, kind: str, reply: Reply) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown fake kind {kind!r}")
+        self.kind = kind
+        self.reply = reply
+        self.requests: list[RecordedRequest] = []
+        self.disconnects = 0
+        self._lock = threading.Condition()
+        self._default = Mode()
+        self._by_key: dict[str, Mode] = {}
+        self._queue: list[Mode] = []
+
+    def set_mode(self, name: str, *, key: str | None = None, times: int | None = None,
+                 retry_after: float | None = None, delay: float = 1.0) -> None:
+        """Fail with ``name``: for all requests, for ``key`` only, or for the next ``times``."""
+        if name not in MODES:
+            raise ValueError(f"unknown mode {name!r}")
+        mode = Mode(name, retry_after, delay)
+        with self._lock:
+            if times is not None:
+                self._queue += [mode] * times
+            elif key is not None:
+                self._by_key[key] = mode
+            else:
+                self._default = mode
+
+    def next_mode(self, key: str | None) -> Mode:
+        with self._lock:
+            if self._queue:
+                return self._queue.pop(0)
+            return self._by_key.get(key or "", self._default)
+
+    def record(self, req: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(req)
+
+    def note_disconnect(self) -> None:
+        with self._lock:
+            self.disconnects += 1
+            self._lock.notify_all()
+
+    def wait_disconnects(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Block until at least ``count`` client disconnects were seen (False on timeout)."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self.disconnects >= count, timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# Answer content shared by all kinds
+
+
+@dataclass(frozen=True)
+class _Answer:
+    model: str
+    text: str | None
+    tool_name: str | None
+    tool_args: dict
+    chunks: int
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def args_json(self) -> str:
+        return json.dumps(self.tool_args, separators=(",", ":"))
+
+    def pieces(self) -> list[str]:
+        """The text (or the tool arguments) cut into ``chunks`` pieces."""
+        whole = self.args_json if self.tool_name else (self.text or "")
+        n = max(1, min(self.chunks, len(whole) or 1))
+        size = -(-len(whole) // n)
+        return [whole[i:i + size] for i in range(0, len(whole), size)] or [""]
+
+
+def _answer(reply: Reply, model: str, body: Any) -> _Answer:
+    text = reply.text if reply.text is not None else f"Hello from {model}."
+    size = len(json.dumps(body)) if body is not None else 0
+    out = len(json.dumps(reply.tool_args)) if reply.tool_name else len(text)
+    return _Answer(model, None if reply.tool_name else text, reply.tool_name, reply.tool_args,
+                   reply.chunks, max(1, size // 4), max(1, out // 4 + 1))
+
+
+def _sse(data: Any, event: str | None = None, eol: str = "\n") -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data)
+    head = f"event: {event}{eol}" if event else ""
+    return f"{head}data: {text}{eol}{eol}".encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# One class per wire format: bodies, stream frames (body part, terminal part), error bodies
+
+
+class _Claude:
+    content_type = "text/event-stream"
+
+    @staticmethod
+    def error(status: int, message: str) -> dict:
+        kind = {400: "invalid_request_error", 401: "authentication_error",
+                429: "rate_limit_error"}.get(status, "api_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
+
+    @staticmethod
+    def usage(a: _Answer) -> dict:
+        return {"input_tokens": a.input_tokens, "output_tokens": a.output_tokens,
+                "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+
+    def response(self, a: _Answer) -> dict:
+        block = ({"type": "tool_use", "id": "toolu_fake_1", "name": a.tool_name, "input": a.tool_args}
+                 if a.tool_name else {"type": "text", "text": a.text})
+        return {"id": "msg_fake_1", "type": "message", "role": "assistant", "model": a.model,
+                "content": [block], "stop_reason": "tool_use" if a.tool_name else "end_turn",
+                "stop_sequence": None, "usage": self.usage(a)}
+
+    def stream(self, a: _Answer, body: dict) -> tuple[list[bytes], list[bytes]]:
+        start = dict(self.response(a), content=[], stop_reason=None,
+                     usage=dict(self.usage(a), output_tokens=1))
+        if a.tool_name:
+            block = {"type": "tool_use", "id": "toolu_fake_1", "name": a.tool_name, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in a.pieces()]
+        else:
+            block = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": p} for p in a.pieces()]
+        frames = [_sse({"type": "message_start", "message": start}, "message_start"),
+                  _sse({"type": "content_block_start", "index": 0, "content_block": block},
+                       "content_block_start"),
+                  _sse({"type": "ping"}, "ping")]
+        frames += [_sse({"type": "content_block_delta", "index": 0, "delta": d},
+                        "content_block_delta") for d in deltas]
+        frames.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+        tail = [_sse({"type": "message_delta",
+                      "delta": {"stop_reason": "tool_use" if a.tool_name else "end_turn",
+                                "stop_sequence": None},
+                      "usage": {"output_tokens": a.output_tokens}}, "message_delta"),
+                _sse({"type": "message_stop"}, "message_stop")]
+        return frames, tail
+
+
+class _OpenAI:
+    content_type = "text/event-stream"
+
+    @staticmethod
+    def error(status: int, message: str) -> dict:
+        kind, code = {400: ("invalid_request_error", None),
+                      401: ("invalid_request_error", "invalid_api_key"),
+                      429: ("requests", "rate_limit_exceeded")}.get(status, ("server_error", None))
+        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+    @staticmethod
+    def usage(a: _Answer) -> dict:
+        return {"prompt_tokens": a.input_tokens, "completion_tokens": a.output_tokens,
+                "total_tokens": a.input_tokens + a.output_tokens,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0}}
+
+    def _call(self, a: _Answer) -> dict:
+        return {"id": "call_fake_1", "type": "function",
+                "function": {"name": a.tool_name, "arguments": a.args_json}}
+
+    def response(self, a: _Answer) -> dict:
+        message = ({"role": "assistant", "content": None, "tool_calls": [self._call(a)]}
+                   if a.tool_name else {"role": "assistant", "content": a.text})
+        return {"id": "chatcmpl-fake1", "object": "chat.completion", "created": CREATED,
+                "model": a.model, "choices": [{"index": 0, "message": message, "logprobs": None,
+                "finish_reason": "tool_calls" if a.tool_name else "stop"}], "usage": self.usage(a)}
+
+    def stream(self, a: _Answer, body: dict) -> tuple[list[bytes], list[bytes]]:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(delta: dict, finish: str | None = None) -> bytes:
+            obj = {"id": "chatcmpl-fake1", "object": "chat.completion.chunk", "created": CREATED,
+                   "model": a.model, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                                  "finish_reason": finish}]}
+            return _sse(dict(obj, usage=None) if include_usage else obj)
+
+        frames = [chunk({"role": "assistant", "content": ""})]
+        for i, piece in enumerate(a.pieces()):
+            if not a.tool_name:
+                frames.append(chunk({"content": piece}))
+                continue
+            call: dict = {"index": 0, "function": {"arguments": piece}}
+            if i == 0:
+                call = {"index": 0, "id": "call_fake_1", "type": "function",
+                        "function": {"name": a.tool_name, "arguments": piece}}
+            frames.append(chunk({"tool_calls": [call]}))
+        tail = [chunk({}, "tool_calls" if a.tool_name else "stop")]
+        if include_usage:
+            tail.append(_sse({"id": "chatcmpl-fake1", "object": "chat.completion.chunk",
+                              "created": CREATED, "model": a.model, "choices": [],
+                              "usage": self.usage(a)}))
+        return frames, tail + [b"data: [DONE]\n\n"]
+
+
+class _Responses(_OpenAI):
+    @staticmethod
+    def usage(a: _Answer) -> dict:
+        return {"input_tokens": a.input_tokens, "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": a.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": a.input_tokens + a.output_tokens}
+
+    def item(self, a: _Answer, done: bool) -> dict:
+        status = "completed" if done else "in_progress"
+        if a.tool_name:
+            return {"id": "fc_fake_1", "type": "function_call", "status": status,
+                    "call_id": "call_fake_1", "name": a.tool_name,
+                    "arguments": a.args_json if done else ""}
+        content = [{"type": "output_text", "text": a.text, "annotations": []}] if done else []
+        return {"id": "msg_fake_1", "type": "message", "status": status, "role": "assistant",
+                "content": content}
+
+    def response(self, a: _Answer, status: str = "completed") -> dict:
+        done = status == "completed"
+        return {"id": "resp_fake_1", "object": "response", "created_at": CREATED,
+                "status": status, "error": None, "incomplete_details": None, "model": a.model,
+                "output": [self.item(a, True)] if done else [], "parallel_tool_calls": True,
+                "tool_choice": "auto", "tools": [], "usage": self.usage(a) if done else None}
+
+    def stream(self, a: _Answer, body: dict) -> tuple[list[bytes], list[bytes]]:
+        seq = iter(range(10_000))
+
+        def ev(kind: str, **fields: Any) -> bytes:
+            return _sse(dict(type=kind, sequence_number=next(seq), **fields), kind)
+
+        where = {"item_id": self.item(a, False)["id"], "output_index": 0}
+        frames = [ev("response.created", response=self.response(a, "in_progress")),
+                  ev("response.in_progress", response=self.response(a, "in_progress")),
+                  ev("response.output_item.added", output_index=0, item=self.item(a, False))]
+        if a.tool_name:
+            frames += [ev("response.function_call_arguments.delta", delta=p, **where)
+                       for p in a.pieces()]
+            frames.append(ev("response.function_call_arguments.done", arguments=a.args_json,
+                             **where))
+        else:
+            part = {"type": "output_text", "text": "", "annotations": []}
+            frames.append(ev("response.content_part.added", content_index=0, part=part, **where))
+            frames += [ev("response.output_text.delta", content_index=0, delta=p, logprobs=[],
+                          **where) for p in a.pieces()]
+            frames += [ev("response.output_text.done", content_index=0, text=a.text, logprobs=[],
+                          **where),
+                       ev("response.content_part.done", content_index=0,
+                          part=dict(part, text=a.text), **where)]
+        frames.append(ev("response.output_item.done", output_index=0, item=self.item(a, True)))
+        return frames, [ev("response.completed", response=self.response(a))]
+
+
+class _Gemini:
+    content_type = "text/event-stream"
+
+    @staticmethod
+    def error(status: int, message: str) -> dict:
+        name = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED",
+                503: "UNAVAILABLE"}.get(status, "INTERNAL")
+        return {"error": {"code": status, "message": message, "status": name}}
+
+    @staticmethod
+    def usage(a: _Answer, output: int) -> dict:
+        return {"promptTokenCount": a.input_tokens, "candidatesTokenCount": output,
+                "totalTokenCount": a.input_tokens + output,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": a.input_tokens}]}
+
+    def chunk(self, a: _Answer, parts: list[dict], output: int, final: bool) -> dict:
+        candidate: dict = {"content": {"parts": parts, "role": "model"}, "index": 0}
+        if final:
+            candidate["finishReason"] = "STOP"
+        return {"candidates": [candidate], "usageMetadata": self.usage(a, output),
+                "modelVersion": a.model, "responseId": "fake-response-1"}
+
+    def parts(self, a: _Answer) -> list[dict]:
+        if a.tool_name:
+            return [{"functionCall": {"name": a.tool_name, "args": a.tool_args}}]
+        return [{"text": a.text}]
+
+    def response(self, a: _Answer) -> dict:
+        return self.chunk(a, self.parts(a), a.output_tokens, True)
+
+    def stream_objects(self, a: _Answer) -> list[dict]:
+        if a.tool_name:  # Gemini sends a function call whole, in one chunk
+            return [self.chunk(a, self.parts(a), a.output_tokens, True)]
+        pieces = a.pieces()
+        objs = [self.chunk(a, [{"text": p}], i + 1, False) for i, p in enumerate(pieces[:-1])]
+        return objs + [self.chunk(a, [{"text": pieces[-1]}], a.output_tokens, True)]
+
+    def stream(self, a: _Answer, body: dict) -> tuple[list[bytes], list[bytes]]:
+        frames = [_sse(o, eol="\r\n") for o in self.stream_objects(a)]
+        return frames[:-1], frames[-1:]
+
+    def array_stream(self, a: _Answer) -> tuple[list[bytes], list[bytes]]:
+        writer = JSONArrayWriter()
+        frames = [writer.feed(json.dumps(o, indent=2)) for o in self.stream_objects(a)]
+        return frames[:-1], frames[-1:] + [writer.finish()]
+
+
+_FORMATS: dict[str, Any] = {"claude": _Claude(), "openai": _OpenAI(), "responses": _Responses(),
+                            "gemini": _Gemini()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The handler
+
+
+class _Handler(tornado.web.RequestHandler):
+    """One fake endpoint; ``op`` is generate, stream (Gemini), or count."""
+
+    def initialize(self, state: FakeState, op: str) -> None:
+        self.state = state
+        self.op = op
+        self.fmt = _FORMATS[state.kind]
+        self.closed = asyncio.Event()
+
+    def on_connection_close(self) -> None:
+        if not self.closed.is_set():
+            self.closed.set()
+            self.state.note_disconnect()
+
+    def _key(self) -> str | None:
+        h = self.request.headers
+        auth = h.get("Authorization", "")
+        bearer = auth[7:] if auth.lower().startswith("bearer ") else None
+        if self.state.kind == "gemini":
+            return h.get("x-goog-api-key") or self.get_query_argument("key", None)
+        if self.state.kind == "claude":
+            return h.get("x-api-key") or bearer
+        return bearer
+
+    def _body(self) -> Any:
+        try:
+            return json.loads(self.request.body) if self.request.body else None
+        except ValueError:
+            return None
+
+    async def post(self, model: str | None = None) -> None:
+        body, key = self._body(), self._key()
+        mode = self.state.next_mode(key)
+        self.state.record(RecordedRequest(
+            self.request.method, self.request.path,
+            {k: self.get_query_argument(k) for k in self.request.query_arguments},
+            {k.lower(): v for k, v in self.request.headers.get_all()}, body, key, mode.name))
+        if mode.name == "slow":
+            await asyncio.sleep(mode.delay)
+        if await self._refused(mode, key, body):
+            return
+        model = model or (body or {}).get("model") or "unknown"
+        answer = _answer(self.state.reply, model, body)
+        if self.op == "count":
+            await self._send_json(self._count(answer), mode)
+        elif self._streaming(body):
+            await self._stream(answer, body, mode)
+        else:
+            await self._send_json(self.fmt.response(answer), mode)
+
+    async def _refused(self, mode: Mode, key: str | None, body: Any) -> bool:
+        """Answer an error (mode or bad request) and return True, else False."""
+        if mode.name == "html_error":
+            self.set_status(502)
+            self.set_header("Content-Type", "text/html; charset=UTF-8")
+            self.finish("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+                        "<body><h1>Bad Gateway</h1></body></html>")
+            return True
+        status, message = {
+            "429": (429, "Rate limit exceeded (fake)."),
+            "500": (500, "Internal server error (fake)."),
+            "401": (401, "Invalid API key (fake)."),
+        }.get(mode.name, (0, ""))
+        if not status and not key:
+            status, message = 401, "No API key was provided (fake)."
+        elif not status and not isinstance(body, dict):
+            status, message = 400, "The request body is not valid JSON (fake)."
+        elif not status and self.state.kind == "claude" and \
+                "anthropic-version" not in self.request.headers:
+            status, message = 400, "anthropic-version: header is required (fake)."
+        if not status:
+            return False
+        if status == 429 and mode.retry_after is not None:
+            self.set_header("Retry-After", f"{mode.retry_after:g}")
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(self.fmt.error(status, message)))
+        return True
+
+    def _count(self, a: _Answer) -> dict:
+        if self.state.kind == "gemini":
+            return {"totalTokens": a.input_tokens,
+                    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": a.input_tokens}]}
+        return {"input_tokens": a.input_tokens}
+
+    def _streaming(self, body: dict) -> bool:
+        if self.state.kind == "gemini":
+            return self.op == "stream"
+        return body.get("stream") is True
+
+    async def _send_json(self, obj: dict, mode: Mode) -> None:
+        text = json.dumps(obj).encode()
+        self.set_header("Content-Type", "application/json")
+        if mode.name == "malformed":
+            text = b'{"candidates": [ this is not json'
+        elif mode.name in ("truncated", "stall", "drop"):
+            text = text[: len(text) // 2]
+        await self._emit([text], [], mode)
+
+    async def _stream(self, a: _Answer, body: dict, mode: Mode) -> None:
+        if self.state.kind == "gemini" and self.get_query_argument("alt", None) != "sse":
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            frames, tail = self.fmt.array_stream(a)
+        else:
+            self.set_header("Content-Type", "text/event-stream")
+            self.set_header("Cache-Control", "no-cache")
+            frames, tail = self.fmt.stream(a, body)
+        if mode.name == "malformed":
+            frames = frames[:1] + [b"data: {this is not json\n\n"]
+        elif mode.name == "truncated":
+            tail = []
+        elif mode.name in ("stall", "drop"):
+            frames, tail = frames[:2], []
+        await self._emit(frames, tail, mode)
+
+    async def _emit(self, frames: list[bytes], tail: list[bytes], mode: Mode) -> None:
+        """Write each frame flushed on its own, then end as the mode says."""
+        for frame in frames + tail:
+            if self.closed.is_set():
+                return
+            self.write(frame)
+            await self.flush()
+        if mode.name == "stall":
+            try:
+                await asyncio.wait_for(self.closed.wait(), STALL_LIMIT)
+            except asyncio.TimeoutError:
+                pass
+        if mode.name in ("stall", "drop"):
+            self.closed.set()  # our own close is not a client disconnect
+            self.request.connection.stream.close()
+        else:
+            self.finish()
+
+    def on_finish(self) -> None:
+        self.closed.set()
+
+
+def make_app(kind: str, state: FakeState | None = None) -> tornado.web.Application:
+    """The Tornado application of one fake kind (``state.kind`` must match ``kind``)."""
+    state = state or FakeState(kind, Reply())
+    args = lambda op: {"state": state, "op": op}  # noqa: E731
+    routes: dict[str, list] = {
+        "gemini": [
+            (r"/v1(?:beta)?/models/([^/:]+):generateContent", _Handler, args("generate")),
+            (r"/v1(?:beta)?/models/([^/:]+):streamGenerateContent", _Handler, args("stream")),
+            (r"/v1(?:beta)?/models/([^/:]+):countTokens", _Handler, args("count")),
+        ],
+        "claude": [
+            (r"/v1/messages", _Handler, args("generate")),
+            (r"/v1/messages/count_tokens", _Handler, args("count")),
+        ],
+        "openai": [(r".*/chat/completions", _Handler, args("generate"))],
+        "responses": [(r".*/responses", _Handler, args("generate"))],
+    }
+    return tornado.web.Application(routes[kind])
+
+
+class FakeUpstream:
+    """A fake running in its own thread and IOLoop on 127.0.0.1 (see `start_fake`)."""
+
+    def __init__(self, kind: str, reply: Reply) -> None:
+        self.state = FakeState(kind, reply)
+        self.kind = kind
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: tornado.httpserver.HTTPServer | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, name=f"fake-{kind}", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fake upstream did not start")
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self.port = sockets[0].getsockname()[1]
+
+        async def serve() -> None:
+            self._server = tornado.httpserver.HTTPServer(make_app(self.kind, self.state))
+            self._server.add_sockets(sockets)
+
+        loop.run_until_complete(serve())
+        self._loop = loop
+        self._ready.set()
+        loop.run_forever()
+        loop.close()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (append ``/v1`` for OpenAI-style base URLs)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self.state.requests
+
+    @property
+    def disconnects(self) -> int:
+        return self.state.disconnects
+
+    def set_mode(self, name: str, **kw: Any) -> None:
+        """See `FakeState.set_mode`."""
+        self.state.set_mode(name, **kw)
+
+    def set_reply(self, **kw: Any) -> None:
+        """Replace the scripted answer (fields of `Reply`)."""
+        self.state.reply = Reply(**kw)
+
+    def wait_disconnects(self, count: int = 1, timeout: float = 5.0) -> bool:
+        return self.state.wait_disconnects(count, timeout)
+
+    def stop(self) -> None:
+        """Stop serving and end the thread."""
+        loop = self._loop
+        if loop is None or not self._thread.is_alive():
+            return
+
+        def shutdown() -> None:
+            if self._server is not None:
+                self._server.stop()
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.call_later(0.05, loop.stop)
+
+        loop.call_soon_threadsafe(shutdown)
+        self._thread.join(5)
+
+    def __enter__(self) -> "FakeUpstream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def start_fake(kind: str, **reply_opts: Any) -> FakeUpstream:
+    """Start a fake of ``kind`` (one of `KINDS`) with a `Reply` built from ``reply_opts``."""
+    return FakeUpstream(kind, Reply(**reply_opts))
