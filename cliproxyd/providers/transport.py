@@ -1,0 +1,288 @@
+"""Upstream HTTP: the only module that uses Tornado's AsyncHTTPClient.
+
+Owns sending a `WireRequest` and getting bytes back with timeouts that fit long streams
+(DESIGN.md "Tornado notes", STYLE.md §6.2.10):
+
+* ``connect_timeout`` is Tornado's own (DNS + TCP + TLS).
+* A first-byte watchdog: no response status line within ``first_byte_timeout`` seconds of the
+  start → 504.  Then an idle watchdog: no header line or body chunk for ``idle_timeout`` seconds
+  → 504.  Tornado's whole-request ``request_timeout`` is set to a day, as a last-resort net only,
+  so a long healthy stream is never cut.
+* The status line and headers are captured with ``header_callback`` before any body arrives, so
+  a 2xx body goes to ``on_chunk`` as it comes while a non-2xx body is buffered and returned (not
+  raised) for `Provider.classify_error`.
+* `UpstreamCall.cancel()` aborts the request and closes the socket at once (the upstream sees
+  the disconnect); the handler calls it from ``on_connection_close``.
+
+Failures become `ProxyError`s with a transport code (see `routing.pool`): connection refused,
+reset or DNS failure → 502 ``upstream_connect_failed``; a connect timeout → 504
+``upstream_connect_failed``; a watchdog timeout → 504 ``upstream_timeout``; the connection lost
+after the status line → 502 ``upstream_connection_lost``; a cancel → 499 ``client_cancelled``.
+
+Tornado's simple client exposes no public abort, so `_AbortableClient` subclasses it through its
+``_connection_class`` hook and aborts a connection with ``_handle_exception`` (the same path its
+own timeouts take).  Outbound proxies (``proxy-url``) need pycurl, which is not installed: a
+request with one fails with a clear 502 instead of silently going direct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Awaitable, Callable, Mapping
+
+from tornado import httputil
+from tornado.httpclient import HTTPRequest, HTTPResponse
+from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
+from tornado.simple_httpclient import (HTTPStreamClosedError, HTTPTimeoutError,
+                                       SimpleAsyncHTTPClient, _HTTPConnection)
+
+from cliproxyd.errors import ErrorKind, ProxyError
+from cliproxyd.providers.base import WireRequest
+from cliproxyd.routing.pool import (CODE_CANCELLED, CODE_CONNECT_FAILED, CODE_STREAM_BROKEN,
+                                    CODE_TIMEOUT)
+
+__all__ = ["Transport", "UpstreamCall", "UpstreamResponse", "ChunkCallback"]
+
+log = logging.getLogger(__name__)
+
+ChunkCallback = Callable[[bytes], "Awaitable[None] | None"]
+_SAFETY_REQUEST_TIMEOUT = 24 * 3600.0
+_DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # buffered (non-streamed or error) bodies
+_STREAM_MAX_BODY = 1 << 40  # streamed bodies are not buffered: no practical limit
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    """What came back.  ``headers`` keys are lower-case; ``body`` is empty when a 2xx body went to
+    ``on_chunk``."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    body: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        """A 2xx status."""
+        return 200 <= self.status < 300
+
+
+class _AbortableConnection(_HTTPConnection):
+    """A simple-client connection that registers itself with its `UpstreamCall`."""
+
+    def __init__(self, client: Any, request: Any, *args: Any) -> None:
+        super().__init__(client, request, *args)
+        call = getattr(request, "cliproxyd_call", None)
+        if call is not None:
+            call._attach(self)
+
+    def abort(self, reason: str) -> None:
+        """Fail the fetch now and close the socket (Tornado's own timeout path)."""
+        err = HTTPStreamClosedError(reason)
+        self._handle_exception(type(err), err, None)
+
+
+class _AbortableClient(SimpleAsyncHTTPClient):
+    def _connection_class(self) -> type:
+        return _AbortableConnection
+
+
+class UpstreamCall:
+    """One upstream request in flight: `cancel()` it, or `await result()`."""
+
+    def __init__(self, on_chunk: ChunkCallback | None, first_byte_timeout: float,
+                 idle_timeout: float, max_response: int) -> None:
+        self._loop = IOLoop.current()
+        self._on_chunk = on_chunk
+        self._first_byte_timeout = first_byte_timeout
+        self._idle_timeout = idle_timeout
+        self._max_response = max_response
+        self._started = self._last_activity = self._loop.time()
+        self._done: asyncio.Future[UpstreamResponse] = asyncio.get_running_loop().create_future()
+        # A failure nobody awaits (cancelled before `result()`) must not log "never retrieved".
+        self._done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._conn: _AbortableConnection | None = None
+        self._timer: object | None = None
+        self.status: int | None = None
+        self._headers = httputil.HTTPHeaders()
+        self._buffer = bytearray()
+        self.bytes_received = 0
+
+    # -- wiring -----------------------------------------------------------------------------------
+
+    def _attach(self, conn: _AbortableConnection) -> None:
+        self._conn = conn
+        if self._done.done():  # cancelled before the connection existed
+            conn.abort("cancelled")
+
+    def _begin(self, fetch: "asyncio.Future[HTTPResponse]") -> None:
+        fetch.add_done_callback(self._fetched)
+        self._arm(self._started + self._first_byte_timeout)
+
+    def _arm(self, deadline: float) -> None:
+        self._timer = self._loop.call_at(deadline, self._watchdog)
+
+    def _watchdog(self) -> None:
+        self._timer = None
+        if self._done.done():
+            return
+        now = self._loop.time()
+        if self.status is None:
+            what, deadline = "first byte", self._started + self._first_byte_timeout
+        else:
+            what, deadline = "idle", self._last_activity + self._idle_timeout
+        if now < deadline:
+            self._arm(deadline)
+            return
+        limit = self._first_byte_timeout if self.status is None else self._idle_timeout
+        self._fail(ProxyError(ErrorKind.UPSTREAM_TIMEOUT, f"Upstream timed out ({what}: no data "
+                              f"for {limit:g}s).", code=CODE_TIMEOUT))
+
+    # -- callbacks from Tornado -------------------------------------------------------------------
+
+    def _on_header_line(self, line: str) -> None:
+        self._last_activity = self._loop.time()
+        if line.startswith("HTTP/"):
+            start = httputil.parse_response_start_line(line.strip())
+            first = self.status is None
+            self.status, self._headers = start.code, httputil.HTTPHeaders()
+            if first and not self._done.done():  # from now on the idle limit applies
+                self._stop_timer()
+                self._arm(self._last_activity + self._idle_timeout)
+        elif line.strip():
+            self._headers.parse_line(line)
+
+    def _on_body(self, chunk: bytes) -> "Awaitable[None] | None":
+        self._last_activity = self._loop.time()
+        self.bytes_received += len(chunk)
+        if self._on_chunk is not None and self.status is not None and 200 <= self.status < 300:
+            return self._on_chunk(chunk)
+        self._buffer += chunk
+        if len(self._buffer) > self._max_response:
+            self._fail(ProxyError(ErrorKind.UPSTREAM_ERROR, "Upstream response too large.",
+                                  status=502))
+        return None
+
+    def _fetched(self, fetch: "asyncio.Future[HTTPResponse]") -> None:
+        self._stop_timer()
+        if self._done.done():
+            return
+        if fetch.cancelled():
+            self._done.cancel()
+            return
+        exc = fetch.exception()
+        if exc is None:
+            response = fetch.result()
+            if response.code != 599:  # any real HTTP status, 2xx or not, is an answer
+                self._done.set_result(self._response(response))
+                return
+            exc = response.error
+        self._done.set_exception(self._map_failure(exc))
+
+    # -- outcomes ---------------------------------------------------------------------------------
+
+    def _response(self, response: HTTPResponse) -> UpstreamResponse:
+        headers = self._headers if self.status is not None else response.headers
+        flat: dict[str, str] = {}
+        for name, value in headers.get_all():
+            key = name.lower()
+            flat[key] = f"{flat[key]}, {value}" if key in flat else value
+        return UpstreamResponse(self.status or response.code, MappingProxyType(flat),
+                                bytes(self._buffer))
+
+    def _map_failure(self, exc: BaseException | None) -> ProxyError:
+        if isinstance(exc, HTTPTimeoutError):
+            return ProxyError(ErrorKind.UPSTREAM_TIMEOUT, f"Upstream connect timed out: {exc}",
+                              code=CODE_CONNECT_FAILED)
+        if self.status is not None:
+            return ProxyError(ErrorKind.UPSTREAM_ERROR, "Upstream connection lost mid-response.",
+                              status=502, code=CODE_STREAM_BROKEN)
+        reason = type(exc).__name__ if exc is not None else "unknown error"
+        if isinstance(exc, (OSError, StreamClosedError, HTTPStreamClosedError)):
+            reason = f"{reason}: {exc}"
+        return ProxyError(ErrorKind.UPSTREAM_ERROR, f"Could not reach the upstream ({reason}).",
+                          status=502, code=CODE_CONNECT_FAILED)
+
+    def _fail(self, error: ProxyError) -> None:
+        self._stop_timer()
+        if self._done.done():
+            return
+        self._done.set_exception(error)
+        if self._conn is not None:
+            self._conn.abort(error.message)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._loop.remove_timeout(self._timer)
+            self._timer = None
+
+    def cancel(self) -> None:
+        """Abort now (the client went away): the socket is closed, `result()` raises a 499
+        ``client_cancelled`` `ProxyError`.  Safe to call at any time, more than once."""
+        self._fail(ProxyError(ErrorKind.UPSTREAM_ERROR, "Request cancelled by the client.",
+                              status=499, code=CODE_CANCELLED))
+
+    @property
+    def done(self) -> bool:
+        """Whether the call has finished (answered, failed or cancelled)."""
+        return self._done.done()
+
+    async def result(self) -> UpstreamResponse:
+        """The response once the body is complete; raises `ProxyError` on failure."""
+        try:
+            return await asyncio.shield(self._done)
+        except asyncio.CancelledError:
+            if not self._done.done():
+                self.cancel()  # the awaiting task was cancelled: do not leak the connection
+            raise
+
+
+class Transport:
+    """A pool of upstream HTTP connections; one per `Runtime` owner (the daemon), closed on
+    shutdown."""
+
+    def __init__(self, *, max_clients: int = 1000, max_response_bytes: int = _DEFAULT_MAX_RESPONSE,
+                 max_header_size: int = 256 * 1024) -> None:
+        self._max_response = max_response_bytes
+        self._client = _AbortableClient(force_instance=True, max_clients=max_clients,
+                                        max_body_size=_STREAM_MAX_BODY,
+                                        max_header_size=max_header_size)
+
+    def start(self, wire: WireRequest, *, connect_timeout: float, first_byte_timeout: float,
+              idle_timeout: float, on_chunk: ChunkCallback | None = None,
+              proxy_url: str | None = None) -> UpstreamCall:
+        """Send ``wire``; returns at once with the call (cancel handle).  Must run on the loop.
+
+        ``on_chunk`` receives each 2xx body chunk as it arrives (it may return an awaitable to
+        apply back-pressure); without it the body is buffered into the response.
+        """
+        call = UpstreamCall(on_chunk, first_byte_timeout, idle_timeout, self._max_response)
+        if proxy_url:
+            call._fail(ProxyError(ErrorKind.UPSTREAM_ERROR, "Outbound proxy (proxy-url) is not "
+                                  "supported by this build (it needs pycurl).", status=502))
+            return call
+        request = HTTPRequest(
+            wire.url, method=wire.method, headers=dict(wire.headers), body=wire.body,
+            connect_timeout=connect_timeout, request_timeout=_SAFETY_REQUEST_TIMEOUT,
+            follow_redirects=False, decompress_response=True,
+            header_callback=call._on_header_line, streaming_callback=call._on_body)
+        request.cliproxyd_call = call  # type: ignore[attr-defined]  # read by _AbortableConnection
+        fetch = asyncio.ensure_future(self._client.fetch(request, raise_error=False))
+        call._begin(fetch)
+        return call
+
+    async def send(self, wire: WireRequest, *, connect_timeout: float, first_byte_timeout: float,
+                   idle_timeout: float, on_chunk: ChunkCallback | None = None,
+                   proxy_url: str | None = None) -> UpstreamResponse:
+        """`start` and wait for the `result` (cancelling the awaiting task aborts the request)."""
+        call = self.start(wire, connect_timeout=connect_timeout,
+                          first_byte_timeout=first_byte_timeout, idle_timeout=idle_timeout,
+                          on_chunk=on_chunk, proxy_url=proxy_url)
+        return await call.result()
+
+    def close(self) -> None:
+        """Close the client (in-flight requests fail)."""
+        self._client.close()

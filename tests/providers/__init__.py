@@ -1,0 +1,1 @@
+"""Tests for cliproxyd.providers (a package so its module names do not clash with tests/formats)."""

@@ -1,0 +1,277 @@
+"""cliproxyd/providers/transport.py against a real Tornado server on 127.0.0.1.
+
+The fake upstream records what it received and whether its client went away; modes: stream
+(three flushed chunks), error (429 + JSON body + Retry-After), stall (never answers), stall-mid
+(one chunk, then silence), slow-chunks (chunks closer together than the idle timeout but longer
+than it in total), drop-mid (closes the socket after one chunk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+import pytest
+import tornado.web
+from tornado.httpserver import HTTPServer
+
+from cliproxyd.errors import ErrorKind, ProxyError
+from cliproxyd.providers.base import WireRequest
+from cliproxyd.providers.transport import Transport
+from cliproxyd.routing.pool import (CODE_CANCELLED, CODE_CONNECT_FAILED, CODE_STREAM_BROKEN,
+                                    CODE_TIMEOUT)
+
+# Generous bounds on waits, never assertions about speed.
+LONG = 30.0
+
+
+class _Base(tornado.web.RequestHandler):
+    def initialize(self, state: dict) -> None:
+        self.state = state
+
+    def on_connection_close(self) -> None:
+        self.state["closed"].set()
+
+    async def _hold(self) -> None:
+        # Wait for the client to go away (or the test to end): never answer on our own.
+        await self.state["closed"].wait()
+
+
+class Stream(_Base):
+    async def post(self) -> None:
+        self.state["received"] = (dict(self.request.headers), self.request.body)
+        self.set_header("Content-Type", "text/event-stream")
+        for n in range(3):
+            self.write(f"data: {n}\n\n")
+            await self.flush()
+            await asyncio.sleep(0.01)
+
+
+class Error(_Base):
+    async def post(self) -> None:
+        self.set_status(429)
+        self.set_header("Retry-After", "7")
+        self.write({"error": {"message": "slow down", "type": "rate_limit_error"}})
+
+
+class Stall(_Base):
+    async def post(self) -> None:
+        await self._hold()
+
+
+class StallMid(_Base):
+    async def post(self) -> None:
+        self.write("data: first\n\n")
+        await self.flush()
+        await self._hold()
+
+
+class SlowChunks(_Base):
+    async def post(self) -> None:
+        for n in range(4):
+            self.write(f"chunk{n};")
+            await self.flush()
+            await asyncio.sleep(self.state["gap"])
+
+
+class DropMid(_Base):
+    async def post(self) -> None:
+        self.write("data: first\n\n")
+        await self.flush()
+        # Drop only once the client has the first chunk: a drop *after* data, deterministically.
+        await self.state["client_got_first"].wait()
+        self.request.connection.stream.close()
+
+
+def _app(state: dict) -> tornado.web.Application:
+    routes = [("/stream", Stream), ("/error", Error), ("/stall", Stall), ("/stall-mid", StallMid),
+              ("/slow", SlowChunks), ("/drop", DropMid)]
+    return tornado.web.Application([(p, h, {"state": state}) for p, h in routes])
+
+
+def run(scenario, gap: float = 0.0):
+    """Start the fake upstream on a free port, run ``scenario(transport, base, state)``."""
+
+    async def main():
+        state = {"closed": asyncio.Event(), "gap": gap, "client_got_first": asyncio.Event()}
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        sock.setblocking(False)
+        server = HTTPServer(_app(state))
+        server.add_sockets([sock])
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        transport = Transport()
+        try:
+            return await scenario(transport, base, state)
+        finally:
+            state["closed"].set()
+            transport.close()
+            server.stop()
+            await server.close_all_connections()
+
+    return asyncio.run(main())
+
+
+def wire(url: str, body: bytes = b"{}") -> WireRequest:
+    return WireRequest("POST", url, {"Content-Type": "application/json", "X-Test": "yes"}, body)
+
+
+def test_streaming_chunks_arrive_through_on_chunk_and_headers_are_sent():
+    chunks: list[bytes] = []
+
+    async def scenario(t, base, state):
+        resp = await t.send(wire(base + "/stream", b'{"a":1}'), connect_timeout=5,
+                            first_byte_timeout=LONG, idle_timeout=LONG, on_chunk=chunks.append)
+        return resp, state["received"]
+
+    resp, (headers, body) = run(scenario)
+    assert resp.status == 200 and resp.ok
+    assert resp.headers["content-type"] == "text/event-stream"
+    assert resp.body == b""  # streamed, not buffered
+    assert b"".join(chunks) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    assert headers["X-Test"] == "yes" and body == b'{"a":1}'
+
+
+def test_without_on_chunk_the_body_is_buffered():
+    async def scenario(t, base, state):
+        return await t.send(wire(base + "/stream"), connect_timeout=5, first_byte_timeout=LONG,
+                            idle_timeout=LONG)
+
+    resp = run(scenario)
+    assert resp.body == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+
+
+def test_error_status_is_returned_with_its_body_not_streamed():
+    chunks: list[bytes] = []
+
+    async def scenario(t, base, state):
+        return await t.send(wire(base + "/error"), connect_timeout=5, first_byte_timeout=LONG,
+                            idle_timeout=LONG, on_chunk=chunks.append)
+
+    resp = run(scenario)
+    assert resp.status == 429 and not resp.ok
+    assert resp.headers["retry-after"] == "7"
+    assert json.loads(resp.body)["error"]["message"] == "slow down"
+    assert chunks == []  # an error body never reaches the client stream
+
+
+def test_connection_refused_is_a_502_connect_failure():
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+
+    async def scenario(t, base, state):
+        with pytest.raises(ProxyError) as info:
+            await t.send(wire(f"http://127.0.0.1:{port}/x"), connect_timeout=5,
+                         first_byte_timeout=LONG, idle_timeout=LONG)
+        return info.value
+
+    err = run(scenario)
+    assert err.status == 502 and err.kind is ErrorKind.UPSTREAM_ERROR
+    assert err.code == CODE_CONNECT_FAILED
+
+
+def test_first_byte_timeout_is_a_504_and_closes_the_connection():
+    async def scenario(t, base, state):
+        with pytest.raises(ProxyError) as info:
+            await t.send(wire(base + "/stall"), connect_timeout=5, first_byte_timeout=0.2,
+                         idle_timeout=LONG)
+        await asyncio.wait_for(state["closed"].wait(), LONG)
+        return info.value
+
+    err = run(scenario)
+    assert err.status == 504 and err.kind is ErrorKind.UPSTREAM_TIMEOUT
+    assert err.code == CODE_TIMEOUT and "first byte" in err.message
+
+
+def test_idle_timeout_mid_stream_after_data_was_delivered():
+    chunks: list[bytes] = []
+
+    async def scenario(t, base, state):
+        with pytest.raises(ProxyError) as info:
+            await t.send(wire(base + "/stall-mid"), connect_timeout=5, first_byte_timeout=LONG,
+                         idle_timeout=0.2, on_chunk=chunks.append)
+        await asyncio.wait_for(state["closed"].wait(), LONG)  # the socket was closed too
+        return info.value
+
+    err = run(scenario)
+    assert chunks == [b"data: first\n\n"]
+    assert err.status == 504 and err.code == CODE_TIMEOUT and "idle" in err.message
+
+
+def test_idle_timer_restarts_on_every_chunk():
+    # Four chunks 0.1 s apart with a 0.5 s idle limit: total time may exceed the limit, but no
+    # gap does, so the stream completes.
+    chunks: list[bytes] = []
+
+    async def scenario(t, base, state):
+        return await t.send(wire(base + "/slow"), connect_timeout=5, first_byte_timeout=LONG,
+                            idle_timeout=0.5, on_chunk=chunks.append)
+
+    resp = run(scenario, gap=0.1)
+    assert resp.status == 200
+    assert b"".join(chunks) == b"chunk0;chunk1;chunk2;chunk3;"
+
+
+def test_connection_dropped_mid_stream_is_a_broken_stream():
+    chunks: list[bytes] = []
+
+    async def scenario(t, base, state):
+        def on_chunk(chunk: bytes) -> None:
+            chunks.append(chunk)
+            state["client_got_first"].set()
+
+        with pytest.raises(ProxyError) as info:
+            await t.send(wire(base + "/drop"), connect_timeout=5, first_byte_timeout=LONG,
+                         idle_timeout=LONG, on_chunk=on_chunk)
+        return info.value
+
+    err = run(scenario)
+    assert err.status == 502 and err.code == CODE_STREAM_BROKEN
+    assert chunks == [b"data: first\n\n"]
+
+
+def test_cancel_closes_the_upstream_connection_within_a_second():
+    async def scenario(t, base, state):
+        got_first = asyncio.Event()
+        call = t.start(wire(base + "/stall-mid"), connect_timeout=5, first_byte_timeout=LONG,
+                       idle_timeout=LONG, on_chunk=lambda c: got_first.set())
+        await asyncio.wait_for(got_first.wait(), LONG)
+        call.cancel()
+        # The issue's requirement: the upstream observes the disconnect within one second.
+        await asyncio.wait_for(state["closed"].wait(), 1.0)
+        with pytest.raises(ProxyError) as info:
+            await call.result()
+        return info.value
+
+    err = run(scenario)
+    assert err.code == CODE_CANCELLED and err.status == 499
+
+
+def test_cancelling_the_awaiting_task_aborts_the_request():
+    async def scenario(t, base, state):
+        task = asyncio.ensure_future(t.send(wire(base + "/stall"), connect_timeout=5,
+                                            first_byte_timeout=LONG, idle_timeout=LONG))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(state["closed"].wait(), 1.0)
+        return True
+
+    assert run(scenario)
+
+
+def test_proxy_url_without_pycurl_fails_clearly_instead_of_going_direct():
+    async def scenario(t, base, state):
+        with pytest.raises(ProxyError) as info:
+            await t.send(wire(base + "/stream"), connect_timeout=5, first_byte_timeout=LONG,
+                         idle_timeout=LONG, proxy_url="http://proxy.invalid:3128")
+        return info.value, "received" in state
+
+    err, reached = run(scenario)
+    assert err.status == 502 and "proxy" in err.message
+    assert not reached
