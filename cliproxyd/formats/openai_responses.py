@@ -252,7 +252,9 @@ def _decode_part(raw: Mapping[str, Any], param: str) -> ir.Part | None:
 
 
 def _decode_image(raw: Mapping[str, Any], param: str) -> ir.Part:
-    extras = {"detail": raw["detail"]} if isinstance(raw.get("detail"), str) else {}
+    # "auto" is the API default and what encode writes: keep only a real choice.
+    detail = raw.get("detail")
+    extras = {"detail": detail} if isinstance(detail, str) and detail != "auto" else {}
     url = raw.get("image_url")
     if isinstance(url, str) and url:
         inline = common.parse_data_url(url, f"{param}.image_url")
