@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
-import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
@@ -24,8 +24,20 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from cliproxyd import _config_keys as keys
 from cliproxyd import _config_yaml as y
 from cliproxyd.config import (
-    ROUTING_STRATEGIES, APIKeyEntry, Config, ConfigError, Metrics, ModelAlias, OpenAICompat,
-    ProviderKey, RemoteManagement, Routing, Streaming, Timeouts, TLSConfig,
+    ROUTING_STRATEGIES,
+    APIKeyEntry,
+    Config,
+    ConfigError,
+    FrozenMap,
+    Metrics,
+    ModelAlias,
+    OpenAICompat,
+    ProviderKey,
+    RemoteManagement,
+    Routing,
+    Streaming,
+    Timeouts,
+    TLSConfig,
 )
 from cliproxyd.secrets import is_bcrypt_hash, looks_like_bcrypt
 
@@ -89,6 +101,18 @@ def nonempty(ctx: _Ctx, node: Node, kp: str) -> object:
     return value
 
 
+def token(ctx: _Ctx, node: Node, kp: str) -> object:
+    """A key sent in HTTP headers: non-empty, no control characters, no surrounding spaces."""
+    value = nonempty(ctx, node, kp)
+    if value is _BAD:
+        return _BAD
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return ctx.error(node, kp, "must not contain control characters or line breaks")
+    if value != value.strip():
+        return ctx.error(node, kp, "has leading or trailing spaces")
+    return value
+
+
 def boolean(ctx: _Ctx, node: Node, kp: str) -> object:
     return _typed(ctx, node, kp, (y.BOOL,), "true or false")
 
@@ -106,16 +130,18 @@ def integer(lo: int, hi: int | None = None) -> Check:
     return check
 
 
-def number(lo: float, *, allow_lo: bool) -> Check:
-    """A finite number (seconds) above `lo` (or equal to it when `allow_lo`)."""
+def number(lo: float, hi: float, *, allow_lo: bool) -> Check:
+    """A finite number (seconds) in (lo, hi], or [lo, hi] when `allow_lo`."""
     def check(ctx: _Ctx, node: Node, kp: str) -> object:
         value = _typed(ctx, node, kp, (y.INT, y.FLOAT), "a number")
         if value is _BAD:
             return _BAD
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             return ctx.error(node, kp, "must be a finite number")
         if value < lo or (value == lo and not allow_lo):
             return ctx.error(node, kp, f"must be {'at least' if allow_lo else 'greater than'} {lo:g}")
+        if value > hi:
+            return ctx.error(node, kp, f"must be at most {hi:g}, got {value:g}")
         return float(value)
     return check
 
@@ -255,7 +281,7 @@ def headers(ctx: _Ctx, node: Node, kp: str) -> object:
         value = header_value(ctx, value_node, hkp)
         bad = bad or value is _BAD
         out[name] = value
-    return _BAD if bad else types.MappingProxyType(out)
+    return _BAD if bad else FrozenMap(out)
 
 
 @dataclass(frozen=True)
@@ -361,12 +387,13 @@ def _is_null(node: Node) -> bool:
 # ---------------------------------------------------------------------------------------------
 # The schema.
 
-_SECONDS = number(0, allow_lo=False)
+_DAY = 86_400.0
+_SECONDS = number(0, _DAY, allow_lo=False)
 
 MODEL = Section(ModelAlias, {"name": nonempty, "alias": string}, required=("name",),
                 warn=keys.MODEL_WARN)
 _PROVIDER_SPEC = {
-    "api-key": nonempty, "prefix": prefix, "base-url": base_url, "proxy-url": proxy_url,
+    "api-key": token, "prefix": prefix, "base-url": base_url, "proxy-url": proxy_url,
     "priority": integer(-1_000_000, 1_000_000), "headers": headers, "models": list_of(MODEL),
     "excluded-models": list_of(glob),
 }
@@ -375,7 +402,7 @@ CLAUDE_KEY = Section(ProviderKey, _PROVIDER_SPEC, required=("api-key",),
                      warn=keys.PROVIDER_WARN | keys.CLAUDE_WARN)
 CODEX_KEY = Section(ProviderKey, _PROVIDER_SPEC, required=("api-key",),
                     warn=keys.PROVIDER_WARN | keys.CODEX_WARN)
-API_KEY_ENTRY = Section(APIKeyEntry, {"api-key": nonempty, "proxy-url": proxy_url},
+API_KEY_ENTRY = Section(APIKeyEntry, {"api-key": token, "proxy-url": proxy_url},
                         required=("api-key",), warn=keys.ENTRY_WARN)
 OPENAI_COMPAT = Section(OpenAICompat, {
     "name": nonempty, "base-url": base_url, "prefix": prefix,
@@ -390,7 +417,7 @@ TOP = Section(Config, {
     "debug": boolean,
     "tls": Section(TLSConfig, {"enable": boolean, "cert": string, "key": string}),
     "auth-dir": nonempty,
-    "api-keys": list_of(nonempty),
+    "api-keys": list_of(token),
     "remote-management": Section(RemoteManagement, {"secret-key": secret_key, "allow-remote": boolean},
                                  warn=keys.REMOTE_MANAGEMENT_WARN),
     "ws-auth": boolean,
@@ -398,12 +425,12 @@ TOP = Section(Config, {
     "usage-db": string,
     "usage-retention-days": integer(1, 36500),
     "request-retry": integer(0, 10),
-    "max-retry-interval": number(0, allow_lo=True),
+    "max-retry-interval": number(0, _DAY, allow_lo=True),
     "routing": Section(Routing, {"strategy": choice(ROUTING_STRATEGIES)}, warn=keys.ROUTING_WARN),
     "force-model-prefix": boolean,
-    "max-body-size": integer(1),
+    "max-body-size": integer(1, 1 << 40),
     "shutdown-timeout": _SECONDS,
-    "streaming": Section(Streaming, {"keepalive-seconds": number(0, allow_lo=True)},
+    "streaming": Section(Streaming, {"keepalive-seconds": number(0, 3600, allow_lo=True)},
                          warn=keys.STREAMING_WARN),
     "timeouts": Section(Timeouts, {"connect": _SECONDS, "first-byte": _SECONDS, "idle": _SECONDS}),
     "metrics": Section(Metrics, {"require-auth": boolean}),
@@ -485,7 +512,7 @@ def _finish(ctx: _Ctx, values: dict, path: str, env: Mapping[str, str]) -> Confi
     values["remote_management"] = _management(values.get("remote_management", RemoteManagement()), env)
     warnings = tuple(msg for _, msg in sorted(ctx.warnings, key=lambda p: p[0]))
     known = {f.name for f in fields(Config)}
-    return Config(path=path, warnings=warnings, lines=types.MappingProxyType(dict(ctx.lines)),
+    return Config(path=path, warnings=warnings, lines=FrozenMap(ctx.lines),
                   **{k: v for k, v in values.items() if k in known})
 
 

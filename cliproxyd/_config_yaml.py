@@ -54,6 +54,9 @@ def compose(text: str) -> Node | None:
         raise YAMLProblem(0, f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise YAMLProblem(line, f"invalid YAML: character {_codepoint(exc.character)} is not allowed") from None
     except yaml.MarkedYAMLError as exc:
         raise YAMLProblem(*_describe_marked(exc)) from None
     except yaml.YAMLError as exc:
@@ -63,6 +66,11 @@ def compose(text: str) -> Node | None:
     if root is not None:
         _check_tree(root)
     return root
+
+
+def _codepoint(character: int | str) -> str:
+    code = character if isinstance(character, int) else ord(character)
+    return f"U+{code:04X}"
 
 
 def _describe_marked(exc: yaml.MarkedYAMLError) -> tuple[int, str]:

@@ -21,19 +21,51 @@ its only I/O is reading the config file in `load_config`.
 from __future__ import annotations
 
 import os
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 
 from cliproxyd.secrets import hash_secret, verify_secret
 
 __all__ = [
-    "APIKeyEntry", "Config", "ConfigError", "Metrics", "ModelAlias", "OpenAICompat", "ProviderKey",
-    "RESTART_KEYS", "RemoteManagement", "Routing", "Streaming", "TLSConfig", "Timeouts",
-    "effective_config_json", "hash_secret", "load_config", "parse_config", "verify_secret",
+    "RESTART_KEYS", "APIKeyEntry", "Config", "ConfigError", "FrozenMap", "Metrics", "ModelAlias",
+    "OpenAICompat", "ProviderKey", "RemoteManagement", "Routing", "Streaming", "TLSConfig",
+    "Timeouts", "effective_config_json", "hash_secret", "load_config", "parse_config",
+    "verify_secret",
 ]
 
-_EMPTY: Mapping[str, str] = types.MappingProxyType({})
+
+
+class FrozenMap(Mapping):
+    """A read-only, hashable mapping (header tables): frozen dataclasses stay hashable and copyable."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping | None = None):
+        object.__setattr__(self, "_data", dict(data or {}))
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("FrozenMap is read-only")
+
+    def __reduce__(self):
+        return (FrozenMap, (self._data,))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+_EMPTY: Mapping[str, str] = FrozenMap()
 
 # Settings that need a new listening socket: changed on SIGHUP they are re-bound (issue 2 §6).
 RESTART_KEYS: frozenset[str] = frozenset({"host", "port", "tls"})
@@ -114,7 +146,7 @@ class ProviderKey:
     base_url: str = ""
     proxy_url: str = ""
     priority: int = 0
-    headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    headers: Mapping[str, str] = _EMPTY
     models: tuple[ModelAlias, ...] = ()
     excluded_models: tuple[str, ...] = ()
 
@@ -135,7 +167,7 @@ class OpenAICompat:
     base_url: str
     prefix: str = ""
     priority: int = 0
-    headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    headers: Mapping[str, str] = _EMPTY
     api_key_entries: tuple[APIKeyEntry, ...] = ()
     models: tuple[ModelAlias, ...] = ()
     excluded_models: tuple[str, ...] = ()
@@ -172,7 +204,7 @@ class Config:
     codex_api_key: tuple[ProviderKey, ...] = ()
     openai_compatibility: tuple[OpenAICompat, ...] = ()
     warnings: tuple[str, ...] = ()
-    lines: Mapping[str, int] = field(default_factory=lambda: _EMPTY, compare=False, repr=False)
+    lines: Mapping[str, int] = field(default=_EMPTY, compare=False, repr=False)
 
     @property
     def usage_db_path(self) -> str:

@@ -11,8 +11,16 @@ import pytest
 
 from cliproxyd import _config_yaml
 from cliproxyd.config import (
-    RESTART_KEYS, APIKeyEntry, Config, ConfigError, ModelAlias, OpenAICompat, ProviderKey,
-    effective_config_json, load_config, parse_config,
+    RESTART_KEYS,
+    APIKeyEntry,
+    Config,
+    ConfigError,
+    ModelAlias,
+    OpenAICompat,
+    ProviderKey,
+    effective_config_json,
+    load_config,
+    parse_config,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "etc" / "cliproxyd" / "config.yaml"
@@ -183,6 +191,15 @@ def test_config_is_frozen_with_tuples_and_read_only_mappings():
     assert isinstance(cfg.api_keys, tuple) and isinstance(cfg.gemini_api_key[0].models, tuple)
 
 
+def test_config_is_hashable_copyable_and_picklable():
+    import copy
+    import pickle
+    cfg = parse(FULL)
+    assert hash(cfg) == hash(parse(FULL))
+    assert copy.deepcopy(cfg) == cfg and pickle.loads(pickle.dumps(cfg)) == cfg
+    assert cfg.gemini_api_key[0].headers == {"X-Custom": "v"}
+
+
 def test_null_value_means_default():
     cfg = parse("port:\napi-keys:\ntls:\n")
     assert cfg.port == 8317 and cfg.api_keys == () and cfg.tls.enable is False
@@ -219,8 +236,13 @@ def test_merge_keys_and_anchors_work():
     ("host: 'http://x'\n", "1: host: must be an address or host name without port"),
     ("host: '[::1]'\n", "1: host: must be an address or host name without port"),
     ("\n\nmax-body-size: 1.5\n", "3: max-body-size: expected an integer, got a number"),
-    ("max-body-size: 0\n", "1: max-body-size: must be at least 1, got 0"),
-    ("max-body-size: -5\n", "1: max-body-size: must be at least 1"),
+    ("max-body-size: 0\n", "1: max-body-size: must be between 1 and 1099511627776, got 0"),
+    ("max-body-size: -5\n", "1: max-body-size: must be between 1 and"),
+    ("timeouts: {idle: 100000}\n", "1: timeouts.idle: must be at most 86400, got 100000"),
+    ("streaming: {keepalive-seconds: 3601}\n", "streaming.keepalive-seconds: must be at most 3600"),
+    ("api-keys: [' padded']\n", "1: api-keys[0]: has leading or trailing spaces"),
+    ("gemini-api-key: [{api-key: \"a\\nb\"}]\n",
+     "1: gemini-api-key[0].api-key: must not contain control characters or line breaks"),
     ("shutdown-timeout: 0\n", "1: shutdown-timeout: must be greater than 0"),
     ("timeouts:\n  connect: 10\n  idle: -1\n", "3: timeouts.idle: must be greater than 0"),
     ("timeouts: {first-byte: .inf}\n", "1: timeouts.first-byte: must be a finite number"),
@@ -297,10 +319,10 @@ def test_duplicate_provider_entries_and_names_are_errors():
         """)
     assert found == [
         f"{PATH}:3: gemini-api-key[1]: duplicate entry (same api-key and base-url as gemini-api-key[0])",
-        f"{PATH}:9: openai-compatibility[0].api-key-entries[1]: duplicate entry "
-        "(same api-key as openai-compatibility[0].api-key-entries[0])",
-        f"{PATH}:10: openai-compatibility[1].name: duplicate entry "
-        "(same name as openai-compatibility[0])",
+        (f"{PATH}:9: openai-compatibility[0].api-key-entries[1]: duplicate entry "
+         "(same api-key as openai-compatibility[0].api-key-entries[0])"),
+        (f"{PATH}:10: openai-compatibility[1].name: duplicate entry "
+         "(same name as openai-compatibility[0])"),
     ]
 
 
@@ -478,6 +500,12 @@ def test_yaml_syntax_errors_have_line_and_column(text, line, fragment):
     assert fragment in message, message
 
 
+def test_control_characters_in_the_text():
+    with pytest.raises(ConfigError) as info:
+        parse_config("port: 1\nhost: a\x07b\n", PATH, {})
+    assert info.value.problems == [f"{PATH}:2: invalid YAML: character U+0007 is not allowed"]
+
+
 @pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", "42\n"])
 def test_top_level_must_be_a_mapping(text):
     assert "the top level must be a mapping of settings" in only_problem(text)
@@ -597,6 +625,7 @@ def test_restart_keys():
 
 def test_config_module_stays_pure():
     import ast
+
     import cliproxyd
     root = Path(cliproxyd.__file__).parent
     for name in ("config.py", "_config_parse.py", "_config_yaml.py", "_config_keys.py",
