@@ -359,25 +359,51 @@ def _mapping_pairs(ctx: _Ctx, node: Node, kp: str) -> object:
         return ctx.error(node, kp, f"expected a mapping, got {y.TAG_NAMES.get(node.tag, node.tag)}")
     bad, seen = False, {}
     for key_node, _ in node.value:
-        if key_node.tag == y.MERGE:
-            continue
+        if isinstance(key_node, ScalarNode) and key_node.tag == y.STR:
+            if key_node.value in seen:
+                name = key_node.value
+                where = f"{kp}.{name}" if kp else name
+                ctx.error(key_node, where, f"duplicate key (first on line {seen[name]})")
+                bad = True
+            else:
+                seen[key_node.value] = y.line_of(key_node)
+    try:
+        pairs = _merged(node)
+    except _BadMerge as exc:
+        return ctx.error(node, kp, f"invalid merge key (<<): {exc}")
+    for key_node, _ in pairs:
         if not isinstance(key_node, ScalarNode) or key_node.tag != y.STR:
             shown = key_node.value if isinstance(key_node, ScalarNode) else "(a collection)"
             bad = ctx.error(key_node, kp, f"key {shown} is not a string (quote it)") is _BAD
-        elif key_node.value in seen:
-            name = key_node.value
-            where = f"{kp}.{name}" if kp else name
-            bad = ctx.error(key_node, where, f"duplicate key (first on line {seen[name]})") is _BAD
-        else:
-            seen[key_node.value] = y.line_of(key_node)
-    try:
-        y.flatten_merges(node)
-    except ValueError as exc:
-        return ctx.error(node, kp, f"invalid merge key: {exc}")
     if bad:
         return _BAD
-    last = {k.value: (k, v) for k, v in node.value}  # after a merge, own keys come last and win
+    last = {k.value: (k, v) for k, v in pairs}  # later pairs win: own keys over merged ones
     return [(name, k, v) for name, (k, v) in last.items()]
+
+
+class _BadMerge(Exception):
+    """A merge key (<<) whose value is not a mapping or a list of mappings."""
+
+
+def _merged(node: MappingNode) -> list[tuple[Node, Node]]:
+    """The mapping's pairs with YAML merge keys resolved, lowest precedence first.
+
+    The node tree is not modified (an anchored mapping may be reached several ways).  Own keys
+    beat merged ones; among merged mappings the earlier one wins, as the YAML merge spec says.
+    """
+    merged: list[tuple[Node, Node]] = []
+    own: list[tuple[Node, Node]] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != y.MERGE:
+            own.append((key_node, value_node))
+            continue
+        sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+        for source in reversed(sources):
+            if not isinstance(source, MappingNode):
+                raise _BadMerge(f"expected a mapping or a list of mappings, got "
+                                 f"{y.TAG_NAMES.get(source.tag, source.tag)}")
+            merged.extend(_merged(source))
+    return merged + own
 
 
 def _is_null(node: Node) -> bool:
@@ -462,7 +488,8 @@ def parse(text: str, path: str, env: Mapping[str, str]) -> Config:
     if values is not _BAD:
         _cross_checks(ctx, values)
     if ctx.problems:
-        raise ConfigError([msg for _, msg in sorted(ctx.problems, key=lambda p: p[0])])
+        ordered = [msg for _, msg in sorted(ctx.problems, key=lambda p: p[0])]
+        raise ConfigError(list(dict.fromkeys(ordered)))  # an anchor reused twice reports once
     return _finish(ctx, values, path, env)
 
 

@@ -129,14 +129,3 @@ def scalar_value(node: ScalarNode) -> object:
     finally:
         loader.dispose()
     return value
-
-
-def flatten_merges(node: MappingNode) -> None:
-    """Apply YAML merge keys (``<<: *anchor``) in place; raises ValueError on a bad merge."""
-    loader = yaml.SafeLoader("")
-    try:
-        loader.flatten_mapping(node)
-    except yaml.YAMLError as exc:
-        raise ValueError(getattr(exc, "problem", None) or str(exc)) from None
-    finally:
-        loader.dispose()

@@ -560,6 +560,33 @@ def test_billion_laughs_is_refused():
     assert f"YAML expands to more than {_config_yaml.MAX_NODES} nodes" in message
 
 
+def test_merge_precedence_follows_the_yaml_spec():
+    cfg = parse("""\
+        gemini-api-key:
+          - <<: [{api-key: first, priority: 1}, {api-key: second, prefix: s, priority: 2}]
+            priority: 3
+        """)
+    entry = cfg.gemini_api_key[0]
+    assert (entry.api_key, entry.prefix, entry.priority) == ("first", "s", 3)
+
+
+def test_an_anchored_mapping_reached_twice_is_read_the_same_way():
+    cfg = parse("""\
+        claude-api-key:
+          - &e {<<: {api-key: a, prefix: p}, api-key: b}
+          - <<: *e
+            api-key: c
+        codex-api-key:
+          - *e
+        """)
+    assert [(e.api_key, e.prefix) for e in cfg.claude_api_key] == [("b", "p"), ("c", "p")]
+    assert cfg.codex_api_key[0].api_key == "b"
+
+
+def test_bad_merge_value():
+    assert "tls: invalid merge key (<<): expected a mapping" in only_problem("tls: {<<: 5}\n")
+
+
 def test_moderate_alias_use_is_fine():
     text = "gemini-api-key:\n  - &e {api-key: k, headers: &h {X-A: b}}\n  - {api-key: k2, headers: *h}\n"
     assert parse(text).gemini_api_key[1].headers == {"X-A": "b"}
