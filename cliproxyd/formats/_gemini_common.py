@@ -95,13 +95,15 @@ def usage_from_gemini(meta: Any) -> ir.Usage:
 
 
 def usage_to_gemini(usage: ir.Usage) -> dict[str, int]:
-    """``usageMetadata`` for IR usage (candidates exclude thoughts)."""
+    """``usageMetadata`` for IR usage (candidates exclude thoughts; unreported counts are
+    left out, as Gemini does for a blocked prompt)."""
     reasoning = usage.reasoning_tokens or 0
-    out = {
-        "promptTokenCount": usage.input_tokens or 0,
-        "candidatesTokenCount": max(0, (usage.output_tokens or 0) - reasoning),
-        "totalTokenCount": usage.total,
-    }
+    out: dict[str, int] = {}
+    if usage.input_tokens is not None:
+        out["promptTokenCount"] = usage.input_tokens
+    if usage.output_tokens is not None:
+        out["candidatesTokenCount"] = max(0, usage.output_tokens - reasoning)
+    out["totalTokenCount"] = usage.total
     if reasoning:
         out["thoughtsTokenCount"] = reasoning
     if usage.cached_input_tokens:
