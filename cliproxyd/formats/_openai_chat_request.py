@@ -566,6 +566,10 @@ def _encode_assistant(message: ir.Message) -> dict[str, Any]:
                 and p.extras.get("type") == "refusal"]
     thinking = "".join(p.text for p in message.parts if isinstance(p, ir.ThinkingPart))
     calls = [p for p in message.parts if isinstance(p, ir.ToolCallPart)]
+    for part in message.parts:
+        if not isinstance(part, (ir.TextPart, ir.ThinkingPart, ir.ToolCallPart)):
+            logger.debug("dropping %s in an assistant message: Chat cannot express it",
+                         type(part).__name__)
     out: dict[str, Any] = {"role": "assistant"}
     if len(texts) == 1:
         out["content"] = texts[0].text

@@ -109,6 +109,8 @@ class StreamDecoder:
                                          "malformed chunk in upstream stream"))
         if chunk.get("error") or event.event == "error":
             return self._fail(error_from_wire(chunk.get("error", chunk)))
+        if chunk.get("object") == "error":  # vLLM-style bare error object
+            return self._fail(error_from_wire(chunk))
         return self._chunk(chunk)
 
     def finish(self) -> list[ir.StreamEvent]:
@@ -125,7 +127,7 @@ class StreamDecoder:
         out = self._start(chunk)
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else ():
-            if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
+            if isinstance(choice, Mapping) and choice.get("index") in (0, None):
                 out += self._choice(choice)
                 if self._done:
                     return out

@@ -67,10 +67,13 @@ def decode_response(body: Mapping[str, Any]) -> ir.Response:
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, "malformed upstream response")
     if body.get("error"):
         raise error_from_wire(body["error"])
+    if body.get("object") == "error":  # vLLM-style bare error object
+        raise error_from_wire(body)
     choices = body.get("choices")
     if not isinstance(choices, list):
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, "upstream response has no choices")
-    choice = next((c for c in choices if isinstance(c, Mapping) and c.get("index", 0) == 0), {})
+    choice = next((c for c in choices if isinstance(c, Mapping) and c.get("index") in (0, None)),
+                  {})
     message = choice.get("message") if isinstance(choice.get("message"), Mapping) else {}
     parts = _message_parts(message)
     finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None

@@ -873,3 +873,99 @@ def test_legacy_stream_error():
                         ctx, cls=oc.LegacyStreamEncoder)
     assert json.loads(out[-1].data)["error"]["type"] == "server_error"
     assert all(e.data != "[DONE]" for e in out)
+
+
+# =============================================================================================
+# stream properties
+
+
+def _check_ir_stream(events: list) -> None:
+    """IR stream invariants: blocks numbered in start order, one open at a time, deltas go to
+    the open block, all closed before MessageStop, nothing after MessageStop/StreamError."""
+    open_block, next_index, ended = None, 0, False
+    for event in events:
+        assert not ended, f"event after the end: {event}"
+        if isinstance(event, (ir.BlockStart, ir.ToolCallStart)):
+            assert open_block is None and event.index == next_index
+            open_block, next_index = event.index, next_index + 1
+        elif isinstance(event, (ir.TextDelta, ir.ThinkingDelta, ir.ToolArgsDelta)):
+            assert event.index == open_block
+        elif isinstance(event, ir.BlockStop):
+            assert event.index == open_block
+            open_block = None
+        elif isinstance(event, ir.MessageStop):
+            assert open_block is None
+            ended = True
+        elif isinstance(event, ir.StreamError):
+            ended = True
+
+
+_delta = st.one_of(
+    st.fixed_dictionaries({"content": st.text(max_size=4)}),
+    st.fixed_dictionaries({"reasoning_content": st.text(max_size=4)}),
+    st.fixed_dictionaries({"tool_calls": st.lists(st.fixed_dictionaries(
+        {"index": st.integers(0, 2)},
+        optional={"id": st.sampled_from(["a", "b", "c"]),
+                  "function": st.fixed_dictionaries({}, optional={
+                      "name": st.sampled_from(["f", "g"]),
+                      "arguments": st.sampled_from(["", "{", "}", '"x"'])})}),
+        max_size=2)}),
+)
+_chunk = st.builds(lambda d, f, u: {"id": "c", "choices": [{"index": 0, "delta": d,
+                                                            "finish_reason": f}], **u},
+                   _delta, st.sampled_from([None, None, None, "stop", "tool_calls", "length"]),
+                   st.sampled_from([{}, {"usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                                                   "total_tokens": 2}}]))
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_chunk, max_size=8), st.booleans())
+def test_stream_decoder_keeps_ir_invariants(chunks, done):
+    decoder = oc.StreamDecoder()
+    events = [e for c in chunks for e in decoder.feed(Event(json.dumps(c)))]
+    if done:
+        events += decoder.feed(Event("[DONE]"))
+    events += decoder.finish()
+    _check_ir_stream(events)
+    assert isinstance(events[-1], (ir.MessageStop, ir.StreamError))
+
+
+_ir_block = st.one_of(
+    st.tuples(st.just("text"), st.lists(st.text(min_size=1, max_size=5), min_size=1, max_size=3)),
+    st.tuples(st.just("thinking"), st.lists(st.text(min_size=1, max_size=5), min_size=1,
+                                            max_size=2)),
+    st.tuples(st.just("tool"), st.lists(st.sampled_from(['{"a"', ":1", "}", "[]"]), max_size=3)),
+)
+
+
+# The SDK's stream helper raises on length/content_filter endings; those are covered above.
+_sdk_reasons = [r for r in ir.StopReason if oc.finish_from_stop(r) == "stop"] + [
+    ir.StopReason.TOOL_USE]
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(_ir_block, max_size=5), st.sampled_from(_sdk_reasons))
+def test_stream_encoder_sdk_sees_the_same_content(blocks, reason):
+    events, texts, calls = [ir.MessageStart()], [], []
+    for i, (kind, pieces) in enumerate(blocks):
+        if kind == "tool":
+            events.append(ir.ToolCallStart(i, f"call_{i}", f"fn{i}"))
+            events += [ir.ToolArgsDelta(i, p) for p in pieces]
+            calls.append((f"call_{i}", f"fn{i}", "".join(pieces)))
+        else:
+            events.append(ir.BlockStart(i, kind))
+            events += [ir.TextDelta(i, p) if kind == "text" else ir.ThinkingDelta(i, p)
+                       for p in pieces]
+            texts += pieces if kind == "text" else []
+        events.append(ir.BlockStop(i))
+    events += [ir.MessageStop(reason), ir.UsageUpdate(ir.Usage(input_tokens=3, output_tokens=4))]
+    body = frame(encode_stream(events, stream_ctx(True)))
+    with sdk_client(body).chat.completions.stream(
+            model="m", messages=[{"role": "user", "content": "x"}]) as stream:
+        final = stream.get_final_completion()
+    msg = final.choices[0].message
+    assert (msg.content or "") == "".join(texts)
+    assert [(t.id, t.function.name, t.function.arguments) for t in msg.tool_calls or []] == calls
+    assert final.usage.total_tokens == 7
+    expected = oc.finish_from_stop(reason, had_tool_calls=bool(calls))
+    assert final.choices[0].finish_reason == expected
