@@ -34,7 +34,7 @@ from typing import Any, Mapping
 from cliproxyd.errors import ErrorKind, ProxyError, anthropic_type_for
 from cliproxyd.formats import ir
 from cliproxyd.formats._claude_blocks import (
-    bad, decode_blocks, encode_part, encode_parts, error_from_claude, freeze, pick,
+    bad, decode_blocks, encode_part, encode_parts, error_from_claude, freeze, pick, safe_tool_id,
     stop_from_claude, stop_to_claude, tool_input, usage_from_claude, usage_to_claude,
 )
 from cliproxyd.formats._claude_stream import StreamDecoder, StreamEncoder
@@ -264,6 +264,8 @@ def _encode_messages(messages: tuple[ir.Message, ...]) -> list[dict[str, Any]]:
             out.append({"role": role, "content": parts[0].text})
             continue
         blocks = encode_parts(parts, message.extras)
+        if role == "user":  # Anthropic wants tool results before any other block of the turn
+            blocks.sort(key=lambda b: b.get("type") != "tool_result")
         if blocks:
             out.append({"role": role, "content": blocks})
         else:
@@ -338,9 +340,17 @@ def _encode_reasoning(request: ir.Request) -> tuple[dict[str, Any] | None, str |
 
 
 def _display(request: ir.Request, thinking: dict[str, Any]) -> None:
+    """``display``: "omitted" when thoughts are not wanted; "summarized" (the default) is
+    written only when a Claude client wrote it, since older models do not know the field."""
     include = request.reasoning.include_thoughts if request.reasoning else None
-    if include is not None and thinking["type"] in ("enabled", "adaptive"):
-        thinking["display"] = "summarized" if include else "omitted"
+    raw = request.extras.get("thinking")
+    asked = raw.get("display") if isinstance(raw, Mapping) else None
+    if thinking["type"] not in ("enabled", "adaptive") or include is None:
+        return
+    if not include:
+        thinking["display"] = "omitted"
+    elif asked == "summarized":
+        thinking["display"] = "summarized"
 
 
 def _fit_thinking(thinking: dict[str, Any] | None, max_tokens: int | None
@@ -359,7 +369,8 @@ def _fit_thinking(thinking: dict[str, Any] | None, max_tokens: int | None
 
 def _encode_sampling(request: ir.Request, body: dict[str, Any], thinking_on: bool) -> None:
     if request.temperature is not None and not thinking_on:
-        body["temperature"] = request.temperature
+        # Anthropic takes 0..1; OpenAI's 0..2 is clamped rather than rejected upstream.
+        body["temperature"] = min(max(request.temperature, 0.0), 1.0)
     if request.top_p is not None and (not thinking_on or request.top_p >= 0.95):
         body["top_p"] = request.top_p
     if request.top_k is not None and not thinking_on:
@@ -417,6 +428,8 @@ def encode_request(request: ir.Request, *, model: str) -> dict[str, Any]:
     _encode_thinking(request, body, tool_choice)
     if request.user:
         body["metadata"] = {"user_id": request.user}
+    if request.metadata:
+        logger.debug("dropping metadata keys other than user_id: Anthropic accepts only that")
     if request.stream:
         body["stream"] = True
     for key in _PASSTHROUGH:
@@ -458,7 +471,7 @@ def _response_block(part: ir.Part) -> dict[str, Any] | None:
     if isinstance(part, ir.ThinkingPart):  # a client response may carry unsigned thinking
         return {"type": "thinking", "thinking": part.text, "signature": part.signature or ""}
     if isinstance(part, ir.ToolCallPart):
-        return {"type": "tool_use", "id": part.id, "name": part.name,
+        return {"type": "tool_use", "id": safe_tool_id(part.id), "name": part.name,
                 "input": tool_input(part.arguments)}
     if isinstance(part, (ir.TextPart, ir.RedactedThinkingPart)):
         return encode_part(part)

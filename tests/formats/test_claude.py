@@ -350,7 +350,11 @@ def test_reasoning_round_trips_for_claude_clients(body):
     (ir.Reasoning(budget=0), 50, {"type": "disabled"}, 50, None),
     (ir.Reasoning(effort="auto"), None, {"type": "adaptive"}, claude.DEFAULT_MAX_TOKENS, None),
     (ir.Reasoning(budget=-1, include_thoughts=True), None,
-     {"type": "adaptive", "display": "summarized"}, claude.DEFAULT_MAX_TOKENS, None),
+     {"type": "adaptive"}, claude.DEFAULT_MAX_TOKENS, None),
+    (ir.Reasoning(budget=2000, include_thoughts=False), None,
+     {"type": "enabled", "budget_tokens": 2000, "display": "omitted"},
+     2000 + claude.DEFAULT_MAX_TOKENS, None),
+    (ir.Reasoning(effort="medium"), 100, None, 100, None),
 ])
 def test_reasoning_encode_rule(reasoning, max_tokens, thinking, out_max, effort):
     body = claude.encode_request(ir.Request(model="m", messages=(), reasoning=reasoning,
@@ -384,6 +388,15 @@ def test_response_format_json_schema_maps_to_output_config():
     assert claude.decode_request(body).response_format == ir.ResponseFormat("json_schema", schema)
     plain = ir.Request(model="m", messages=(), response_format=ir.ResponseFormat("json_object"))
     assert "output_config" not in claude.encode_request(plain, model="m")
+
+
+def test_user_turn_puts_tool_results_first_and_temperature_is_clamped():
+    req = ir.Request(model="m", temperature=1.7, messages=(
+        ir.Message("assistant", (ir.ToolCallPart("t1", "f"),)),
+        _user(ir.TextPart("also this"), ir.ToolResultPart("t1", (ir.TextPart("42"),)))))
+    body = claude.encode_request(req, model="m")
+    assert [b["type"] for b in body["messages"][1]["content"]] == ["tool_result", "text"]
+    assert body["temperature"] == 1.0
 
 
 # ---------------------------------------------------------------------------------------------
