@@ -11,9 +11,14 @@ Public surface (the agreed interface, see README "Configuration"):
 * `verify_secret` / `hash_secret` (re-exported from `cliproxyd.secrets`).
 
 Rules: YAML key ``foo-bar`` is attribute ``foo_bar``; every dataclass is frozen, lists are tuples,
-mappings are read-only.  A null value (``key:`` with nothing after it) means "use the default".
-An empty file means all defaults.  Relative paths (auth-dir, usage-db, tls cert/key) are resolved
-against the directory of the config file, so the daemon does not depend on its working directory.
+mappings are read-only (`FrozenMap`, hashable).  A null value (``key:`` with nothing after it)
+means "use the default"; an empty file means all defaults.  Relative paths (auth-dir, usage-db,
+tls cert/key) are resolved against the directory of the config file (the working directory for
+a path that is not absolute, such as "<memory>"), so the daemon does not depend on its working
+directory; ``~`` uses HOME from `env`.  Validation lives in `_config_parse` (schema and checks),
+hostile-YAML defences in `_config_yaml` (safe tags only, 4 MiB, 100k nodes after alias
+expansion), the list of tolerated CLIProxyAPI keys in `_config_keys`.  Parsing is pure Python
+and takes about a second per 100 KiB on a busy machine: the daemon may run it in an executor.
 This module never imports tornado, never reads the clock and keeps no module-level mutable state;
 its only I/O is reading the config file in `load_config`.
 """

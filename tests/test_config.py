@@ -410,6 +410,13 @@ def test_cliproxyapi_keys_are_warnings():
                                "cliproxyd does not implement; ignored")
 
 
+def test_every_listed_cliproxyapi_top_level_key_only_warns():
+    from cliproxyd import _config_keys
+    text = "".join(f"{key}: {{}}\n" for key in sorted(_config_keys.TOP_WARN))
+    cfg = parse(text)
+    assert len(cfg.warnings) == len(_config_keys.TOP_WARN)
+
+
 def test_cliproxyapi_key_in_the_wrong_section_is_an_error():
     assert "cloak: unknown key" in only_problem("gemini-api-key:\n  - api-key: k\n    cloak: {}\n")
 
