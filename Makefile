@@ -29,5 +29,23 @@ lint: venv
 dist: venv
 	$(PY) setup.py -q sdist
 
+# Install as a systemd service (run as root): a `cliproxyd` system user, a virtualenv in
+# $(PREFIX), the unit in /etc/systemd/system and /etc/cliproxyd/config.yaml if there is none yet.
+PREFIX ?= /opt/cliproxyd
+UNITDIR ?= /etc/systemd/system
+install-systemd:
+	id -u cliproxyd >/dev/null 2>&1 || useradd --system --home-dir /var/lib/cliproxyd \
+		--no-create-home --shell /usr/sbin/nologin cliproxyd
+	test -x $(PREFIX)/bin/python || $(PYTHON) -m venv $(PREFIX)
+	$(PREFIX)/bin/pip install -q --upgrade .
+	install -d -m 0755 /etc/cliproxyd
+	test -e /etc/cliproxyd/config.yaml || \
+		install -m 0640 -o root -g cliproxyd etc/cliproxyd/config.yaml /etc/cliproxyd/config.yaml
+	$(PREFIX)/bin/cliproxyd --check-config --config /etc/cliproxyd/config.yaml
+	sed 's#/opt/cliproxyd/bin/cliproxyd#$(PREFIX)/bin/cliproxyd#' packaging/systemd/cliproxyd.service \
+		> $(UNITDIR)/cliproxyd.service
+	systemctl daemon-reload
+	@echo "installed; start with: systemctl enable --now cliproxyd"
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
