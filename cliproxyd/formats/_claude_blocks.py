@@ -16,8 +16,9 @@ import binascii
 import json
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import ir

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError, anthropic_type_for
 from cliproxyd.formats import ir
 from cliproxyd.formats._claude_blocks import (
-    compact_json, error_from_claude, safe_tool_id, stop_from_claude, stop_to_claude,
-    usage_from_claude, usage_to_claude,
+    compact_json,
+    error_from_claude,
+    safe_tool_id,
+    stop_from_claude,
+    stop_to_claude,
+    usage_from_claude,
+    usage_to_claude,
 )
 from cliproxyd.formats.sse import Event
 

@@ -29,21 +29,41 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError, anthropic_type_for
 from cliproxyd.formats import ir
 from cliproxyd.formats._claude_blocks import (
-    bad, decode_blocks, encode_part, encode_parts, error_from_claude, freeze, pick, safe_tool_id,
-    stop_from_claude, stop_to_claude, tool_input, usage_from_claude, usage_to_claude,
+    bad,
+    decode_blocks,
+    encode_part,
+    encode_parts,
+    error_from_claude,
+    freeze,
+    pick,
+    safe_tool_id,
+    stop_from_claude,
+    stop_to_claude,
+    tool_input,
+    usage_from_claude,
+    usage_to_claude,
 )
 from cliproxyd.formats._claude_stream import StreamDecoder, StreamEncoder
 from cliproxyd.formats.reasoning import level_to_budget
 
 __all__ = [
-    "decode_request", "encode_request", "decode_response", "encode_response", "render_error",
-    "StreamDecoder", "StreamEncoder", "encode_count_tokens_request",
-    "decode_count_tokens_response", "encode_count_tokens_response", "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MAX_TOKENS",
+    "StreamDecoder",
+    "StreamEncoder",
+    "decode_count_tokens_response",
+    "decode_request",
+    "decode_response",
+    "encode_count_tokens_request",
+    "encode_count_tokens_response",
+    "encode_request",
+    "encode_response",
+    "render_error",
 ]
 
 logger = logging.getLogger(__name__)

@@ -15,12 +15,17 @@ from pathlib import Path
 import anthropic
 import httpx2 as httpx
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import claude, ir, sse
 from cliproxyd.formats._claude_blocks import (
-    STOP_FROM_CLAUDE, error_from_claude, stop_to_claude, usage_from_claude, usage_to_claude,
+    STOP_FROM_CLAUDE,
+    error_from_claude,
+    stop_to_claude,
+    usage_from_claude,
+    usage_to_claude,
 )
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "claude"
@@ -119,6 +124,7 @@ def test_decode_media_and_thinking_request():
     assert text_doc.mime_type == "text/plain" and text_doc.filename == "My Document"
     assert text == ir.TextPart("Describe these and compare them.")
     thinking, redacted, answer = req.messages[1].parts
+    assert answer == ir.TextPart("The first image is a single pixel.")
     assert thinking.text == "Let me analyze this step by step..."
     assert thinking.signature.startswith("WaUjzkyp")
     assert redacted == ir.RedactedThinkingPart("EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP")
