@@ -32,7 +32,7 @@ def decode_legacy_request(body: Mapping[str, Any], *, model: str | None = None) 
         raise invalid("'model' is required and must be a string", "model")
     _reject_unsupported(body)
     extras = {k: body[k] for k in _EXTRAS_KEYS if body.get(k) is not None}
-    if extras.get("stream_options") is not None and not isinstance(extras["stream_options"], Mapping):
+    if not isinstance(extras.get("stream_options", {}), Mapping):
         raise invalid("'stream_options' must be an object", "stream_options")
     return ir.Request(
         model=name, messages=(ir.Message("user", (ir.TextPart(_prompt(body.get("prompt"))),)),),

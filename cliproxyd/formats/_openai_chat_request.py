@@ -2,22 +2,21 @@
 
 Owns the message mapping (system/developer → `Request.system`; ``tool`` messages → `ToolResultPart`s
 in one IR user message per run of consecutive tool messages; assistant ``reasoning_content`` →
-`ThinkingPart`), content parts (text, image_url with http or data: URLs, input_audio and file →
-`FilePart`), tools, tool_choice, generation settings and the format-only ``extras``.
+`ThinkingPart`), tools, tool_choice, generation settings and the format-only ``extras``.
+Content parts are mapped by `_openai_chat_parts`.
 Pure: no I/O, no clock, no module-level mutable state.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 from typing import Any, Mapping
 
 from cliproxyd.formats import ir
 from cliproxyd.formats._openai_chat_common import (
-    data_url, decode_b64, invalid, opt_bool, opt_int, opt_number, opt_str, parse_data_url,
-    stop_sequences,
+    invalid, opt_bool, opt_int, opt_number, opt_str, stop_sequences,
 )
+from cliproxyd.formats._openai_chat_parts import content_part, encode_parts
 from cliproxyd.formats.reasoning import budget_to_level
 
 logger = logging.getLogger(__name__)
@@ -42,14 +41,6 @@ _MAPPED_KEYS = frozenset((
 
 REASONING_EFFORTS = frozenset(
     ("none", "auto", "minimal", "low", "medium", "high", "xhigh", "max"))
-
-AUDIO_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg"}
-_MIME_AUDIO = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav",
-               "audio/mpeg": "mp3", "audio/mp3": "mp3"}
-# Enough to label common documents sent as raw base64 with only a filename.
-_EXT_MIME = {"pdf": "application/pdf", "txt": "text/plain", "md": "text/markdown",
-             "csv": "text/csv", "json": "application/json", "html": "text/html"}
-
 
 # =============================================================================================
 # decode
@@ -133,7 +124,8 @@ def _decode_response_format(value: Any) -> ir.ResponseFormat | None:
         raise invalid("'response_format.json_schema' needs a 'name'", "response_format.json_schema")
     schema = spec.get("schema")
     if schema is not None and not isinstance(schema, Mapping):
-        raise invalid("'json_schema.schema' must be an object", "response_format.json_schema.schema")
+        raise invalid("'json_schema.schema' must be an object",
+                      "response_format.json_schema.schema")
     strict = opt_bool(spec, "strict")
     return ir.ResponseFormat(type="json_schema", schema=schema, name=spec["name"], strict=strict)
 
@@ -221,7 +213,7 @@ def _system_parts(msg: Mapping[str, Any], role: str, param: str) -> list[ir.Text
     if isinstance(content, str):
         texts = [content]
     elif isinstance(content, list):
-        texts = [_content_part(p, f"{param}.content[{j}]").text for j, p in enumerate(content)
+        texts = [content_part(p, f"{param}.content[{j}]").text for j, p in enumerate(content)
                  if _is_text_part(p, f"{param}.content[{j}]")]
     else:
         raise invalid("system message content must be a string or an array", f"{param}.content")
@@ -238,7 +230,7 @@ def _user_parts(content: Any, param: str) -> tuple[ir.Part, ...]:
     if isinstance(content, str):
         return (ir.TextPart(content),)
     if isinstance(content, list):
-        return tuple(_content_part(p, f"{param}.content[{j}]") for j, p in enumerate(content))
+        return tuple(content_part(p, f"{param}.content[{j}]") for j, p in enumerate(content))
     raise invalid("message content must be a string or an array of parts", f"{param}.content")
 
 
@@ -253,7 +245,7 @@ def _assistant(msg: Mapping[str, Any], param: str) -> ir.Message:
     if isinstance(content, str):
         parts.extend([ir.TextPart(content)] if content else [])
     elif isinstance(content, list):
-        parts.extend(_content_part(p, f"{param}.content[{j}]") for j, p in enumerate(content))
+        parts.extend(content_part(p, f"{param}.content[{j}]") for j, p in enumerate(content))
     elif content is not None:
         raise invalid("message content must be a string, an array or null", f"{param}.content")
     refusal = msg.get("refusal")
@@ -298,76 +290,12 @@ def _tool_result(msg: Mapping[str, Any], param: str, names: Mapping[str, str]) -
     if isinstance(content, str):
         parts: tuple[Any, ...] = (ir.TextPart(content),) if content else ()
     elif isinstance(content, list):
-        parts = tuple(_content_part(p, f"{param}.content[{j}]") for j, p in enumerate(content))
+        parts = tuple(content_part(p, f"{param}.content[{j}]") for j, p in enumerate(content))
         if not all(isinstance(p, (ir.TextPart, ir.ImagePart)) for p in parts):
             raise invalid("tool message content may hold only text and images", f"{param}.content")
     else:
         raise invalid("tool message content must be a string or an array", f"{param}.content")
     return ir.ToolResultPart(tool_call_id=call_id, content=parts, name=names.get(call_id))
-
-
-# ---------------------------------------------------------------------------------------------
-# content parts
-
-
-def _content_part(part: Any, param: str) -> ir.Part:
-    if not isinstance(part, Mapping):
-        raise invalid("a content part must be an object", param)
-    kind = part.get("type")
-    if kind == "text":
-        if not isinstance(part.get("text"), str):
-            raise invalid("a text part needs 'text'", f"{param}.text")
-        return ir.TextPart(part["text"])
-    if kind == "refusal" and isinstance(part.get("refusal"), str):
-        return ir.TextPart(part["refusal"], {"type": "refusal"})
-    if kind == "image_url":
-        return _image_part(part.get("image_url"), f"{param}.image_url")
-    if kind == "input_audio":
-        return _audio_part(part.get("input_audio"), f"{param}.input_audio")
-    if kind == "file":
-        return _file_part(part.get("file"), f"{param}.file")
-    raise invalid(f"unsupported content part type {kind!r}", f"{param}.type")
-
-
-def _image_part(value: Any, param: str) -> ir.ImagePart:
-    spec = {"url": value} if isinstance(value, str) else value  # some clients send a bare URL
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("url"), str):
-        raise invalid("'image_url.url' is required", f"{param}.url")
-    detail = spec.get("detail")
-    extras = {"detail": detail} if isinstance(detail, str) else ir.EMPTY
-    url = spec["url"]
-    if url.startswith("data:"):
-        data, mime = parse_data_url(url, f"{param}.url")
-        return ir.ImagePart(data=data, mime_type=mime, extras=extras)
-    return ir.ImagePart(url=url, extras=extras)
-
-
-def _audio_part(value: Any, param: str) -> ir.FilePart:
-    if not isinstance(value, Mapping) or not isinstance(value.get("data"), str):
-        raise invalid("'input_audio.data' is required", f"{param}.data")
-    fmt = value.get("format")
-    if not isinstance(fmt, str) or not fmt:
-        raise invalid("'input_audio.format' is required", f"{param}.format")
-    mime = AUDIO_MIME.get(fmt, f"audio/{fmt}")
-    return ir.FilePart(data=decode_b64(value["data"], f"{param}.data"), mime_type=mime)
-
-
-def _file_part(value: Any, param: str) -> ir.FilePart:
-    if not isinstance(value, Mapping):
-        raise invalid("'file' must be an object", param)
-    filename, file_id = opt_str(value, "filename", param), opt_str(value, "file_id", param)
-    raw = opt_str(value, "file_data", param)
-    data, mime = None, None
-    if raw is not None:
-        if raw.startswith("data:"):
-            data, mime = parse_data_url(raw, f"{param}.file_data")
-        else:
-            data = decode_b64(raw, f"{param}.file_data")
-    elif file_id is None:
-        raise invalid("a file part needs 'file_data' or 'file_id'", param)
-    if mime is None and filename and "." in filename:
-        mime = _EXT_MIME.get(filename.rsplit(".", 1)[1].lower())
-    return ir.FilePart(data=data, file_id=file_id, mime_type=mime, filename=filename)
 
 
 # =============================================================================================
@@ -490,7 +418,7 @@ def _encode_user(message: ir.Message) -> list[dict[str, Any]]:
                          type(part).__name__)
     if tool_images:
         # Tool messages hold text only; images a tool returned follow as a user message.
-        out.append({"role": "user", "content": _encode_parts(tool_images)})
+        out.append({"role": "user", "content": encode_parts(tool_images)})
     if content:
         msg: dict[str, Any] = {"role": "user", "content": _user_content(content)}
         if isinstance(message.extras.get("name"), str):
@@ -503,7 +431,7 @@ def _user_content(parts: list[ir.Part]) -> Any:
     only = parts[0]
     if len(parts) == 1 and isinstance(only, ir.TextPart) and not only.extras:
         return only.text
-    return _encode_parts(parts)
+    return encode_parts(parts)
 
 
 def _encode_tool_result(part: ir.ToolResultPart) -> dict[str, Any]:
@@ -513,50 +441,6 @@ def _encode_tool_result(part: ir.ToolResultPart) -> dict[str, Any]:
     content: Any = texts[0].text if len(texts) == 1 else [
         {"type": "text", "text": p.text} for p in texts]
     return {"role": "tool", "tool_call_id": part.tool_call_id, "content": content or ""}
-
-
-def _encode_parts(parts: list[ir.Part]) -> list[dict[str, Any]]:
-    out = []
-    for part in parts:
-        encoded = _encode_part(part)
-        if encoded is None:
-            logger.debug("dropping %s: Chat cannot express it", type(part).__name__)
-        else:
-            out.append(encoded)
-    return out
-
-
-def _encode_part(part: ir.Part) -> dict[str, Any] | None:
-    if isinstance(part, ir.TextPart):
-        return {"type": "text", "text": part.text}
-    if isinstance(part, ir.ImagePart):
-        url = part.url if part.data is None else data_url(part.data, part.mime_type)
-        if url is None:
-            return None
-        image: dict[str, Any] = {"url": url}
-        if isinstance(part.extras.get("detail"), str):
-            image["detail"] = part.extras["detail"]
-        return {"type": "image_url", "image_url": image}
-    if isinstance(part, ir.FilePart):
-        return _encode_file(part)
-    return None
-
-
-def _encode_file(part: ir.FilePart) -> dict[str, Any] | None:
-    fmt = _MIME_AUDIO.get(part.mime_type or "")
-    if fmt is not None and part.data is not None:
-        return {"type": "input_audio",
-                "input_audio": {"data": base64.b64encode(part.data).decode(), "format": fmt}}
-    spec: dict[str, Any] = {}
-    if part.data is not None:
-        spec["file_data"] = data_url(part.data, part.mime_type)
-    if part.file_id is not None:
-        spec["file_id"] = part.file_id
-    if not spec:
-        return None  # a file known only by URL: Chat has no way to reference it
-    if part.filename is not None:
-        spec["filename"] = part.filename
-    return {"type": "file", "file": spec}
 
 
 def _encode_assistant(message: ir.Message) -> dict[str, Any]:

@@ -192,7 +192,7 @@ class StreamDecoder:
         if args:
             if call.closed:
                 return out + self._fail(ProxyError(
-                    ErrorKind.UPSTREAM_ERROR, "upstream interleaved arguments of parallel tool calls"))
+                    ErrorKind.UPSTREAM_ERROR, "upstream interleaved parallel tool call arguments"))
             if call.block is None:
                 out += self._open_call(call)
             call.has_args = True

@@ -784,8 +784,9 @@ def test_golden_stream_decode_encode_sdk_parses_same_content(name):
         return "".join((c["choices"][0]["delta"].get(key) or "") for c in cs if c["choices"])
     got = [c.model_dump() for c in chunks]
     assert text(got, "content") == text(source, "content")
-    args = lambda cs: "".join(tc["function"].get("arguments") or "" for c in cs if c["choices"]
-                              for tc in c["choices"][0]["delta"].get("tool_calls") or [])
+    def args(cs):
+        return "".join(tc["function"].get("arguments") or "" for c in cs if c["choices"]
+                       for tc in c["choices"][0]["delta"].get("tool_calls") or [])
     assert args(got) == args(source)
     # a transcript without usage still ends in the usage chunk the client asked for (zeros)
     src_usage = next((c["usage"] for c in source if c.get("usage")), {})
@@ -854,7 +855,8 @@ def test_legacy_stream_encoder_parsed_by_sdk():
     ctx = ir.EncodeContext(model="m", created=1, response_id="cmpl-1", request=req)
     events = [ir.MessageStart(), ir.BlockStart(0, "thinking"), ir.ThinkingDelta(0, "hidden"),
               ir.BlockStop(0), ir.BlockStart(1, "text"), ir.TextDelta(1, "This"),
-              ir.TextDelta(1, " is a test"), ir.BlockStop(1), ir.MessageStop(ir.StopReason.MAX_TOKENS),
+              ir.TextDelta(1, " is a test"), ir.BlockStop(1),
+              ir.MessageStop(ir.StopReason.MAX_TOKENS),
               ir.UsageUpdate(ir.Usage(input_tokens=5, output_tokens=3))]
     out = encode_stream(events, ctx, cls=oc.LegacyStreamEncoder)
     chunks = [json.loads(e.data) for e in out[:-1]]
