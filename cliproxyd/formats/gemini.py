@@ -154,7 +154,7 @@ def _decode_tools(tools: Any) -> tuple[tuple[ir.Tool, ...], list[Any]]:
         rest = {k: v for k, v in entry.items()
                 if k not in ("functionDeclarations", "function_declarations")}
         if rest:
-            others.append(rest)  # googleSearch, codeExecution, urlContext, ...: Gemini only
+            others.append(_camel_keys(rest))  # googleSearch, codeExecution, ...: Gemini only
     return tuple(decoded), others
 
 
@@ -188,7 +188,7 @@ def _decode_tool_config(config: Any, extras: dict[str, Any]) -> ir.ToolChoice | 
         choice = ir.ToolChoice("tool", name=str(allowed[0]))
     elif allowed or mode == "VALIDATED" or set(config) - {"functionCallingConfig",
                                                          "function_calling_config"}:
-        extras["toolConfig"] = dict(config)  # more than ToolChoice can say: keep it for Gemini
+        extras["toolConfig"] = _camel_keys(config)  # more than ToolChoice says: keep for Gemini
     return choice
 
 
@@ -229,13 +229,23 @@ def _decode_generation(config: Any, extras: dict[str, Any]) -> dict[str, Any]:
     rest = {k: v for k, v in config.items()
             if k not in _GEN_HANDLED and _camel(k) not in _GEN_HANDLED}
     if rest:
-        extras["generationConfig"] = rest
+        extras["generationConfig"] = _camel_keys(rest)
     return {k: v for k, v in out.items() if v is not None}
 
 
 def _camel(key: str) -> str:
     head, *tail = key.split("_")
-    return head + "".join(t.title() for t in tail)
+    return head + "".join(t[:1].upper() + t[1:] for t in tail)
+
+
+def _camel_keys(value: Any) -> Any:
+    """``value`` with every object key in camelCase (we emit camelCase).  Only used on config
+    objects whose keys are all field names, never on user-named maps such as ``labels``."""
+    if isinstance(value, Mapping):
+        return {_camel(str(k)): _camel_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel_keys(v) for v in value]
+    return value
 
 
 def _number(value: Any, kind: type, where: str) -> Any:
@@ -303,8 +313,8 @@ def encode_request(request: ir.Request, *, model: str) -> dict[str, Any]:
     for key in ("safetySettings", "cachedContent", "labels"):
         if key in request.extras:
             body[key] = request.extras[key]
-    for name in ("parallel_tool_calls", "user"):
-        if getattr(request, name) is not None:
+    for name in ("parallel_tool_calls", "user", "metadata"):
+        if getattr(request, name) not in (None, {}):
             logger.debug("gemini: %s cannot be expressed, dropped", name)
     return body
 
@@ -432,6 +442,10 @@ def _encode_generation(request: ir.Request) -> dict[str, Any]:
     return config
 
 
+# Gemini's thinkingLevel values stop at "high"; higher efforts ask for its most.
+_GEMINI_LEVELS = {"xhigh": "high", "max": "high"}
+
+
 def _encode_thinking(reasoning: ir.Reasoning | None) -> dict[str, Any]:
     if reasoning is None:
         return {}
@@ -441,7 +455,7 @@ def _encode_thinking(reasoning: ir.Reasoning | None) -> dict[str, Any]:
     elif reasoning.effort in ("none", "auto"):
         out["thinkingBudget"] = level_to_budget(reasoning.effort)
     elif reasoning.effort:
-        out["thinkingLevel"] = reasoning.effort
+        out["thinkingLevel"] = _GEMINI_LEVELS.get(reasoning.effort, reasoning.effort)
     if reasoning.include_thoughts is not None:
         out["includeThoughts"] = reasoning.include_thoughts
     return out

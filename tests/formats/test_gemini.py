@@ -20,6 +20,7 @@ from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import gemini, ir, sse
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "gemini"
+RGB = "The light color as a 6-digit hex string, e.g. ff0000 for red."
 CTX = ir.EncodeContext(model="gemini-client-name", created=1700000000, response_id="resp-ctx")
 
 
@@ -52,8 +53,7 @@ def test_function_calling_request_snake_case_decodes():
     assert req.tools[0].parameters is None
     assert req.tools[1].parameters == {
         "type": "object",
-        "properties": {"rgb_hex": {"type": "string", "description":
-                                   "The light color as a 6-digit hex string, e.g. ff0000 for red."}},
+        "properties": {"rgb_hex": {"type": "string", "description": RGB}},
         "required": ["rgb_hex"]}
     assert req.tool_choice == ir.ToolChoice("auto")
     assert req.messages == (ir.Message("user", (ir.TextPart("Turn on the lights please."),)),)
@@ -68,8 +68,7 @@ def test_function_calling_request_encodes_camel_case_without_model():
     assert decls[0] == {"name": "enable_lights", "description": "Turn on the lighting system."}
     assert decls[1]["parameters"] == {
         "type": "OBJECT",
-        "properties": {"rgb_hex": {"type": "STRING", "description":
-                                   "The light color as a 6-digit hex string, e.g. ff0000 for red."}},
+        "properties": {"rgb_hex": {"type": "STRING", "description": RGB}},
         "required": ["rgb_hex"]}
     assert body["toolConfig"] == {"functionCallingConfig": {"mode": "AUTO"}}
     assert body["contents"] == [{"role": "user", "parts": [{"text": "Turn on the lights please."}]}]
@@ -297,6 +296,7 @@ def test_any_with_several_names_is_kept_for_gemini():
     (ir.Reasoning(effort="low", include_thoughts=True),
      {"thinkingLevel": "low", "includeThoughts": True}),
     (ir.Reasoning(include_thoughts=False), {"includeThoughts": False}),
+    (ir.Reasoning(effort="xhigh"), {"thinkingLevel": "high"}),
 ])
 def test_reasoning_table(reasoning, config):
     req = _req(ir.Message("user", (ir.TextPart("q"),)), reasoning=reasoning)
@@ -310,7 +310,8 @@ def test_reasoning_table(reasoning, config):
     ({"includeThoughts": True}, ir.Reasoning(include_thoughts=True)),
 ])
 def test_reasoning_decode_table(config, reasoning):
-    body = {"contents": [{"parts": [{"text": "q"}]}], "generationConfig": {"thinkingConfig": config}}
+    body = {"contents": [{"parts": [{"text": "q"}]}],
+            "generationConfig": {"thinkingConfig": config}}
     assert gemini.decode_request(body).reasoning == reasoning
 
 
@@ -363,6 +364,23 @@ def test_invalid_requests_are_400(body, param):
         gemini.decode_request(body, model="m")
     assert info.value.kind is ErrorKind.INVALID_REQUEST and info.value.status == 400
     assert info.value.param == param
+
+
+def test_snake_case_gemini_only_fields_come_back_camel_case():
+    body = {"contents": [{"parts": [{"text": "q"}]}],
+            "tools": [{"google_search": {}}, {"code_execution": {}}],
+            "tool_config": {"function_calling_config": {"mode": "ANY",
+                                                        "allowed_function_names": ["a", "b"]}},
+            "generation_config": {"response_modalities": ["TEXT", "IMAGE"],
+                                  "image_config": {"aspect_ratio": "16:9"}},
+            "labels": {"cost_center": "x_y"}}
+    out = gemini.encode_request(gemini.decode_request(body), model="m")
+    assert out["tools"] == [{"googleSearch": {}}, {"codeExecution": {}}]
+    assert out["toolConfig"] == {"functionCallingConfig": {"mode": "ANY",
+                                                           "allowedFunctionNames": ["a", "b"]}}
+    assert out["generationConfig"] == {"responseModalities": ["TEXT", "IMAGE"],
+                                       "imageConfig": {"aspectRatio": "16:9"}}
+    assert out["labels"] == {"cost_center": "x_y"}  # user-named keys are left alone
 
 
 def test_unmodelled_parts_and_fields_do_not_break_decoding():
@@ -593,7 +611,8 @@ def sdk_client(payload: bytes, *, stream: bool, seen: list | None = None) -> gen
 SAMPLE_STREAM = [
     ir.MessageStart(id="msg_abc", model="claude-x"),
     ir.BlockStart(0, "thinking"), ir.ThinkingDelta(0, "Thinking "),
-    ir.ThinkingDelta(0, "hard."), ir.ThinkingDelta(0, "", signature="c2lnbmF0dXJl"), ir.BlockStop(0),
+    ir.ThinkingDelta(0, "hard."), ir.ThinkingDelta(0, "", signature="c2lnbmF0dXJl"),
+    ir.BlockStop(0),
     ir.BlockStart(1, "text"), ir.TextDelta(1, "Hello"), ir.TextDelta(1, ", world"),
     ir.BlockStop(1),
     ir.ToolCallStart(2, "toolu_1", "get_weather"), ir.ToolArgsDelta(2, '{"city":'),
