@@ -19,8 +19,8 @@ Rules for folding:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import ir

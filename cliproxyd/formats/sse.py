@@ -38,8 +38,13 @@ from dataclasses import dataclass
 from cliproxyd.errors import ErrorKind, ProxyError
 
 __all__ = [
-    "Event", "Parser", "serialize", "comment", "JSONArrayParser", "JSONArrayWriter",
     "DEFAULT_MAX_SIZE",
+    "Event",
+    "JSONArrayParser",
+    "JSONArrayWriter",
+    "Parser",
+    "comment",
+    "serialize",
 ]
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024

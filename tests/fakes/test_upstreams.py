@@ -159,8 +159,9 @@ def test_failure_modes(fake, mode, check):
 def test_drop_closes_mid_stream(fake):
     fake.set_mode("drop")
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
-        requests.post(fake.base_url + "/v1/chat/completions", json={"model": "m", "stream": True},
-                      headers={"Authorization": "Bearer k"}).content
+        r = requests.post(fake.base_url + "/v1/chat/completions", stream=True,
+                          json={"model": "m", "stream": True}, headers={"Authorization": "Bearer k"})
+        b"".join(r.iter_content(None))
 
 
 @pytest.mark.parametrize("fake", ["responses"], indirect=True)

@@ -35,7 +35,7 @@ import asyncio
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Self
 
 import tornado.httpserver
 import tornado.netutil
@@ -43,8 +43,17 @@ import tornado.web
 
 from cliproxyd.formats.sse import JSONArrayWriter
 
-__all__ = ["KINDS", "MODES", "Reply", "Mode", "RecordedRequest", "FakeState", "FakeUpstream",
-           "make_app", "start_fake"]
+__all__ = [
+    "KINDS",
+    "MODES",
+    "FakeState",
+    "FakeUpstream",
+    "Mode",
+    "RecordedRequest",
+    "Reply",
+    "make_app",
+    "start_fake",
+]
 
 KINDS = ("gemini", "claude", "openai", "responses")
 MODES = ("ok", "429", "500", "401", "slow", "stall", "drop", "malformed", "truncated",
@@ -511,7 +520,7 @@ class _Handler(tornado.web.RequestHandler):
         if mode.name == "stall":
             try:
                 await asyncio.wait_for(self.closed.wait(), STALL_LIMIT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if mode.name in ("stall", "drop"):
             self.closed.set()  # our own close is not a client disconnect
@@ -526,7 +535,7 @@ class _Handler(tornado.web.RequestHandler):
 def make_app(kind: str, state: FakeState | None = None) -> tornado.web.Application:
     """The Tornado application of one fake kind (``state.kind`` must match ``kind``)."""
     state = state or FakeState(kind, Reply())
-    args = lambda op: {"state": state, "op": op}  # noqa: E731
+    args = lambda op: {"state": state, "op": op}
     routes: dict[str, list] = {
         "gemini": [
             (r"/v1(?:beta)?/models/([^/:]+):generateContent", _Handler, args("generate")),
@@ -614,10 +623,10 @@ class FakeUpstream:
         loop.call_soon_threadsafe(shutdown)
         self._thread.join(5)
 
-    def __enter__(self) -> "FakeUpstream":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -844,3 +844,164 @@ def test_streamed_upstream_answers_non_streaming_client(client, upstream):
     assert answer_tools(client, out) == [("get_weather", {"city": "Paris"})]
     assert answer_usage(client, out) == STREAM_USAGE
     assert answer_finished_normally(client, out, tool=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mapping tables across pairs: generation settings, cached usage, stop reasons, broken streams
+
+
+def settings_body(fmt: str) -> dict:
+    turns = [user_text(fmt, "Write a haiku.")]
+    if fmt == "gemini":
+        return body_for(fmt, turns, generationConfig={
+            "maxOutputTokens": 321, "temperature": 0.3, "topP": 0.9})
+    if fmt == "openai_responses":
+        return body_for(fmt, turns, max_output_tokens=321, temperature=0.3, top_p=0.9)
+    if fmt == "claude":
+        return dict(body_for(fmt, turns, temperature=0.3, top_p=0.9), max_tokens=321)
+    return body_for(fmt, turns, max_completion_tokens=321, temperature=0.3, top_p=0.9)
+
+
+def settings_of(fmt: str, body: dict) -> tuple:
+    if fmt == "gemini":
+        cfg = body.get("generationConfig", {})
+        return cfg.get("maxOutputTokens"), cfg.get("temperature"), cfg.get("topP")
+    if fmt == "openai_responses":
+        return body.get("max_output_tokens"), body.get("temperature"), body.get("top_p")
+    if fmt == "claude":
+        return body.get("max_tokens"), body.get("temperature"), body.get("top_p")
+    return (body.get("max_completion_tokens") or body.get("max_tokens"), body.get("temperature"),
+            body.get("top_p"))
+
+
+@pairs
+def test_generation_settings(client, upstream):
+    up = to_upstream(client, upstream, settings_body(client))
+    assert settings_of(upstream, up) == (321, 0.3, 0.9)
+
+
+def cached_answer(fmt: str) -> dict:
+    """An answer whose prompt of 100 tokens had 80 served from the cache; 20 output tokens."""
+    body = upstream_answer(fmt, Answer())
+    if fmt == "claude":
+        body["usage"] = {"input_tokens": 20, "cache_read_input_tokens": 80,
+                         "cache_creation_input_tokens": 0, "output_tokens": 20}
+    elif fmt == "openai_chat":
+        body["usage"] = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+                         "prompt_tokens_details": {"cached_tokens": 80}}
+    elif fmt == "openai_responses":
+        body["usage"] = {"input_tokens": 100, "input_tokens_details": {"cached_tokens": 80},
+                         "output_tokens": 20, "output_tokens_details": {"reasoning_tokens": 0},
+                         "total_tokens": 120}
+    else:
+        body["usageMetadata"] = {"promptTokenCount": 100, "cachedContentTokenCount": 80,
+                                 "candidatesTokenCount": 20, "totalTokenCount": 120}
+    return body
+
+
+def cached_usage(fmt: str, body: dict) -> tuple[int, int, int]:
+    """(whole prompt, cached part of it, output) as the client's format reports them."""
+    u = body.get("usage") or body.get("usageMetadata")
+    if fmt == "claude":
+        whole = u["input_tokens"] + u.get("cache_read_input_tokens", 0) + \
+            u.get("cache_creation_input_tokens", 0)
+        return whole, u.get("cache_read_input_tokens", 0), u["output_tokens"]
+    if fmt == "openai_chat":
+        return (u["prompt_tokens"], (u.get("prompt_tokens_details") or {}).get("cached_tokens"),
+                u["completion_tokens"])
+    if fmt == "openai_responses":
+        return (u["input_tokens"], (u.get("input_tokens_details") or {}).get("cached_tokens"),
+                u["output_tokens"])
+    return u["promptTokenCount"], u.get("cachedContentTokenCount"), u["candidatesTokenCount"]
+
+
+@pairs
+def test_cached_usage(client, upstream):
+    out = to_client(client, upstream, plain_body(client), cached_answer(upstream))
+    assert cached_usage(client, out) == (100, 80, 20)
+
+
+def max_tokens_answer(fmt: str) -> dict:
+    body = upstream_answer(fmt, Answer(text="A very long"))
+    if fmt == "claude":
+        body["stop_reason"] = "max_tokens"
+    elif fmt == "openai_chat":
+        body["choices"][0]["finish_reason"] = "length"
+    elif fmt == "openai_responses":
+        body["status"] = "incomplete"
+        body["incomplete_details"] = {"reason": "max_output_tokens"}
+        body["output"][0]["status"] = "incomplete"
+    else:
+        body["candidates"][0]["finishReason"] = "MAX_TOKENS"
+    return body
+
+
+def hit_max_tokens(fmt: str, body: dict) -> bool:
+    if fmt == "claude":
+        return body["stop_reason"] == "max_tokens"
+    if fmt == "openai_chat":
+        return body["choices"][0]["finish_reason"] == "length"
+    if fmt == "openai_responses":
+        return body["status"] == "incomplete" and \
+            body["incomplete_details"]["reason"] == "max_output_tokens"
+    return body["candidates"][0]["finishReason"] == "MAX_TOKENS"
+
+
+@pairs
+def test_max_tokens_stop_reason(client, upstream):
+    out = to_client(client, upstream, plain_body(client), max_tokens_answer(upstream))
+    assert answer_text(client, out) == "A very long"
+    assert hit_max_tokens(client, out)
+
+
+def truncate(fmt: str, raw: bytes) -> bytes:
+    """The upstream stream cut after its text deltas: no tool call, no terminal event."""
+    events = sse.Parser().feed(raw)
+    keep = []
+    for event in events:
+        keep.append(event)
+        if json.dumps(STREAM_TEXT[1]) in event.data:  # the second text delta
+            break
+    return b"".join(sse.serialize(e) for e in keep)
+
+
+def client_error_event(fmt: str, raw: bytes) -> dict | None:
+    """The in-stream error the client's format shows at the end of its stream, if any."""
+    events = sse.Parser().feed(raw)
+    last = events[-1]
+    if last.data == "[DONE]":
+        last = events[-2]
+    data = json.loads(last.data)
+    if fmt in ("openai_chat", "gemini"):
+        return data.get("error")
+    if fmt == "claude":
+        return data["error"] if data["type"] == "error" else None
+    if data["type"] == "response.failed":
+        return data["response"]["error"]
+    return data if data["type"] == "error" else None
+
+
+@pairs
+def test_truncated_upstream_stream_ends_client_stream_with_error(client, upstream):
+    raw = truncate(upstream, upstream_stream(upstream))
+    request = decode_client(client, stream_body(client), stream=True)
+    parser, decoder = sse.Parser(), formats.codec(upstream).StreamDecoder()
+    encoder = formats.codec(client).StreamEncoder(ctx_for(request))
+    ir_events = []
+    for wire_event in parser.feed(raw) + parser.finish():
+        ir_events += decoder.feed(wire_event)
+    ir_events += decoder.finish()
+    assert isinstance(ir_events[-1], ir.StreamError)
+    out = [sse.serialize(e) for ev in ir_events for e in encoder.feed(ev)]
+    out += [sse.serialize(e) for e in encoder.finish()]
+    client_bytes = b"".join(out)
+    assert wire_stream_text(client, client_bytes).startswith("".join(STREAM_TEXT[:2]))
+    assert client_error_event(client, client_bytes), client_bytes[-300:]
+    back_parser, back_decoder = sse.Parser(), formats.codec(client).StreamDecoder()
+    back = []
+    for wire_event in back_parser.feed(client_bytes) + back_parser.finish():
+        back += back_decoder.feed(wire_event)
+    back += back_decoder.finish()
+    with pytest.raises(Exception) as info:  # the client's own decoder sees a failed stream
+        aggregate.collect(back)
+    assert info.type.__name__ == "ProxyError"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -10,7 +11,12 @@ from hypothesis import strategies as st
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats.sse import (
-    Event, JSONArrayParser, JSONArrayWriter, Parser, comment, serialize,
+    Event,
+    JSONArrayParser,
+    JSONArrayWriter,
+    Parser,
+    comment,
+    serialize,
 )
 
 
@@ -25,7 +31,7 @@ def parse_all(chunks, **kw) -> list[Event]:
 def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     edges = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
 # --- Parser: the spec's rules ------------------------------------------------------------------
