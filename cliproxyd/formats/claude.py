@@ -181,6 +181,8 @@ def _decode_tool_choice(choice: Any) -> tuple[ir.ToolChoice | None, bool | None]
 
 
 def _decode_reasoning(thinking: Any, output_config: Any) -> ir.Reasoning | None:
+    if output_config is not None and not isinstance(output_config, Mapping):
+        raise bad("output_config: must be an object", "output_config")
     effort = output_config.get("effort") if isinstance(output_config, Mapping) else None
     effort = effort if isinstance(effort, str) else None
     if thinking is None:
@@ -335,7 +337,8 @@ def _thinking_hint(request: ir.Request) -> str | None:
     raw = request.extras.get("thinking")
     if isinstance(raw, Mapping) and isinstance(raw.get("type"), str):
         return raw["type"]
-    return "effort-only" if isinstance(request.extras.get("output_config"), Mapping) else None
+    config = request.extras.get("output_config")
+    return "effort-only" if isinstance(config, Mapping) and "effort" in config else None
 
 
 def _encode_reasoning(request: ir.Request) -> tuple[dict[str, Any] | None, str | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import anthropic
@@ -208,6 +209,7 @@ def test_count_tokens_body_needs_no_max_tokens():
     ({"model": "m", "messages": [], "thinking": {"type": "maybe"}}, "thinking.type"),
     ({"model": "m", "messages": [], "tools": [{"name": "f", "input_schema": "x"}]}, "tools[0]"),
     ({"model": "m", "messages": [], "stream": "yes"}, "stream"),
+    ({"model": "m", "messages": [], "output_config": "fast"}, "output_config"),
 ])
 def test_invalid_requests_are_400(body, param):
     with pytest.raises(ProxyError) as info:
@@ -385,6 +387,15 @@ def test_thinking_drops_incompatible_settings_and_forced_tool_drops_thinking():
     assert "thinking" not in body and body["temperature"] == 0.3
 
 
+def test_suffix_reasoning_on_a_claude_request_with_only_a_format_turns_thinking_on():
+    schema = {"type": "object"}
+    req = claude.decode_request({"model": "m", "messages": [], "output_config": {
+        "format": {"type": "json_schema", "schema": schema}}})
+    body = claude.encode_request(replace(req, reasoning=ir.Reasoning(effort="low")), model="m")
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+
+
 def test_response_format_json_schema_maps_to_output_config():
     schema = {"type": "object", "properties": {"a": {"type": "integer"}},
               "additionalProperties": False}
@@ -469,6 +480,26 @@ def test_decode_error_and_malformed_responses():
     with pytest.raises(ProxyError) as info:
         claude.decode_response({"content": [{"type": "text"}]})
     assert info.value.kind is ErrorKind.UPSTREAM_ERROR
+
+
+def test_server_tool_blocks_survive_a_claude_response_round_trip():
+    body = golden("response_text.json")
+    body["content"] = [
+        {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search",
+         "input": {"query": "claude"}},
+        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+        {"type": "text", "text": "Found it."}]
+    resp = claude.decode_response(body)
+    assert resp.parts == (ir.TextPart("Found it."),)
+    ctx = ir.EncodeContext(model=body["model"], created=0, response_id="unused")
+    assert claude.encode_response(resp, ctx) == body
+
+
+def test_module_exports_the_codec_protocol():
+    for name in ("decode_request", "encode_request", "decode_response", "encode_response",
+                 "render_error", "StreamDecoder", "StreamEncoder"):
+        assert callable(getattr(claude, name)), name
+    assert set(claude.__all__) <= set(dir(claude))
 
 
 # ---------------------------------------------------------------------------------------------
