@@ -21,24 +21,29 @@ after the status line → 502 ``upstream_connection_lost``; a cancel → 499 ``c
 
 Tornado's simple client exposes no public abort, so `_AbortableClient` subclasses it through its
 ``_connection_class`` hook and aborts a connection with ``_handle_exception`` (the same path its
-own timeouts take).  Outbound proxies (``proxy-url``) need pycurl, which is not installed: a
-request with one fails with a clear 502 instead of silently going direct.
+own timeouts take).  An outbound proxy (``proxy-url``, ``http://[user:pass@]host:port``) is used
+through an HTTP CONNECT tunnel (`_TunnelTCPClient`), TLS to the upstream running inside it; other
+proxy schemes (socks5, https) fail with a clear 502 instead of silently going direct.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import socket
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import unquote, urlsplit
 
 from tornado import httputil
 from tornado.httpclient import HTTPRequest, HTTPResponse
 from tornado.ioloop import IOLoop
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 from tornado.simple_httpclient import (HTTPStreamClosedError, HTTPTimeoutError,
                                        SimpleAsyncHTTPClient, _HTTPConnection)
+from tornado.tcpclient import TCPClient
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.providers.base import WireRequest
@@ -68,6 +73,15 @@ class UpstreamResponse:
     def ok(self) -> bool:
         """A 2xx status."""
         return 200 <= self.status < 300
+
+
+def _flatten(headers: httputil.HTTPHeaders) -> Mapping[str, str]:
+    """Lower-case names; repeated headers joined with ", " (RFC 9110 §5.3)."""
+    flat: dict[str, str] = {}
+    for name, value in headers.get_all():
+        key = name.lower()
+        flat[key] = f"{flat[key]}, {value}" if key in flat else value
+    return MappingProxyType(flat)
 
 
 class _AbortableConnection(_HTTPConnection):
@@ -109,6 +123,7 @@ class UpstreamCall:
         self.status: int | None = None
         self._headers = httputil.HTTPHeaders()
         self._buffer = bytearray()
+        self._paused = 0  # > 0 while waiting for the consumer (back-pressure)
         self.bytes_received = 0
 
     # -- wiring -----------------------------------------------------------------------------------
@@ -130,6 +145,9 @@ class UpstreamCall:
         if self._done.done():
             return
         now = self._loop.time()
+        if self._paused:  # our consumer is slow, not the upstream
+            self._arm(now + self._idle_timeout)
+            return
         if self.status is None:
             what, deadline = "first byte", self._started + self._first_byte_timeout
         else:
@@ -159,12 +177,42 @@ class UpstreamCall:
         self._last_activity = self._loop.time()
         self.bytes_received += len(chunk)
         if self._on_chunk is not None and self.status is not None and 200 <= self.status < 300:
-            return self._on_chunk(chunk)
+            return self._deliver(chunk)
         self._buffer += chunk
         if len(self._buffer) > self._max_response:
             self._fail(ProxyError(ErrorKind.UPSTREAM_ERROR, "Upstream response too large.",
                                   status=502))
         return None
+
+    def _deliver(self, chunk: bytes) -> "Awaitable[None] | None":
+        """Hand a chunk to the consumer; its failure fails the call with its own error."""
+        if self._done.done():
+            return None
+        try:
+            pending = self._on_chunk(chunk)  # type: ignore[misc]
+        except ProxyError as err:
+            self._fail(err)
+            return None
+        except Exception:  # a consumer bug must not look like an upstream failure
+            log.exception("stream consumer failed")
+            self._fail(ProxyError(ErrorKind.INTERNAL, "Internal error while streaming."))
+            return None
+        return self._backpressure(pending) if pending is not None else None
+
+    async def _backpressure(self, pending: Awaitable[None]) -> None:
+        """Wait for a slow consumer (e.g. a client flush) without counting it as upstream idle
+        time: the watchdog is paused meanwhile."""
+        self._paused += 1
+        try:
+            await pending
+        except ProxyError as err:
+            self._fail(err)
+        except Exception:
+            log.exception("stream consumer failed")
+            self._fail(ProxyError(ErrorKind.INTERNAL, "Internal error while streaming."))
+        finally:
+            self._paused -= 1
+            self._last_activity = self._loop.time()
 
     def _fetched(self, fetch: "asyncio.Future[HTTPResponse]") -> None:
         self._stop_timer()
@@ -186,11 +234,7 @@ class UpstreamCall:
 
     def _response(self, response: HTTPResponse) -> UpstreamResponse:
         headers = self._headers if self.status is not None else response.headers
-        flat: dict[str, str] = {}
-        for name, value in headers.get_all():
-            key = name.lower()
-            flat[key] = f"{flat[key]}, {value}" if key in flat else value
-        return UpstreamResponse(self.status or response.code, MappingProxyType(flat),
+        return UpstreamResponse(self.status or response.code, _flatten(headers),
                                 bytes(self._buffer))
 
     def _map_failure(self, exc: BaseException | None) -> ProxyError:
@@ -226,6 +270,11 @@ class UpstreamCall:
                               status=499, code=CODE_CANCELLED))
 
     @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers received so far (lower-case keys; empty before the status)."""
+        return _flatten(self._headers)
+
+    @property
     def done(self) -> bool:
         """Whether the call has finished (answered, failed or cancelled)."""
         return self._done.done()
@@ -240,16 +289,80 @@ class UpstreamCall:
             raise
 
 
+class _TunnelTCPClient(TCPClient):
+    """Connects through an HTTP proxy with CONNECT (RFC 9110 §9.3.6), then starts TLS to the
+    upstream itself, so the proxy sees only the host and port."""
+
+    def __init__(self, host: str, port: int, auth: str | None) -> None:
+        super().__init__()
+        self._proxy = (host, port)
+        self._auth = auth
+
+    async def connect(self, host: str, port: int, af: socket.AddressFamily = socket.AF_UNSPEC,
+                      ssl_options: Any = None, max_buffer_size: int | None = None,
+                      source_ip: str | None = None, source_port: int | None = None,
+                      timeout: Any = None) -> IOStream:
+        stream = await super().connect(*self._proxy, af=af, max_buffer_size=max_buffer_size,
+                                       source_ip=source_ip, source_port=source_port,
+                                       timeout=timeout)
+        try:
+            handshake = self._handshake(stream, host, port)
+            await (asyncio.wait_for(handshake, timeout) if timeout else handshake)
+            if ssl_options is not None:
+                stream = await stream.start_tls(False, ssl_options=ssl_options,
+                                                server_hostname=host)
+        except BaseException:
+            stream.close()
+            raise
+        return stream
+
+    async def _handshake(self, stream: IOStream, host: str, port: int) -> None:
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
+        if self._auth:
+            lines.append(f"Proxy-Authorization: {self._auth}")
+        await stream.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        head = await stream.read_until_regex(b"\r?\n\r?\n", max_bytes=65536)
+        status = httputil.parse_response_start_line(head.split(b"\n", 1)[0].decode("latin-1").strip())
+        if not 200 <= status.code < 300:
+            raise ConnectionRefusedError(f"proxy CONNECT answered {status.code}")
+
+
+def _proxy_endpoint(proxy_url: str) -> tuple[str, int, str | None]:
+    """(host, port, Proxy-Authorization value) of an ``http://[user:pass@]host:port`` proxy."""
+    parts = urlsplit(proxy_url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ProxyError(ErrorKind.UPSTREAM_ERROR, f"Unsupported proxy-url scheme "
+                         f"{parts.scheme or '(none)'!r}: only http:// proxies (CONNECT) are "
+                         "supported.", status=502, code=CODE_CONNECT_FAILED)
+    auth = None
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        auth = "Basic " + base64.b64encode(pair.encode()).decode()
+    return parts.hostname, parts.port or 80, auth
+
+
 class Transport:
-    """A pool of upstream HTTP connections; one per `Runtime` owner (the daemon), closed on
-    shutdown."""
+    """Upstream HTTP clients (one direct, one per outbound proxy URL in use); one instance per
+    daemon, closed on shutdown."""
 
     def __init__(self, *, max_clients: int = 1000, max_response_bytes: int = _DEFAULT_MAX_RESPONSE,
                  max_header_size: int = 256 * 1024) -> None:
         self._max_response = max_response_bytes
-        self._client = _AbortableClient(force_instance=True, max_clients=max_clients,
-                                        max_body_size=_STREAM_MAX_BODY,
-                                        max_header_size=max_header_size)
+        self._options = {"max_clients": max_clients, "max_body_size": _STREAM_MAX_BODY,
+                         "max_header_size": max_header_size}
+        self._clients: dict[str, _AbortableClient] = {}
+
+    def _client_for(self, proxy_url: str) -> _AbortableClient:
+        client = self._clients.get(proxy_url)
+        if client is None:
+            endpoint = _proxy_endpoint(proxy_url) if proxy_url else None
+            client = _AbortableClient(force_instance=True, **self._options)
+            if endpoint:
+                client.tcp_client.close()
+                client.tcp_client = _TunnelTCPClient(*endpoint)
+            self._clients[proxy_url] = client
+        return client
 
     def start(self, wire: WireRequest, *, connect_timeout: float, first_byte_timeout: float,
               idle_timeout: float, on_chunk: ChunkCallback | None = None,
@@ -258,11 +371,13 @@ class Transport:
 
         ``on_chunk`` receives each 2xx body chunk as it arrives (it may return an awaitable to
         apply back-pressure); without it the body is buffered into the response.
+        ``proxy_url`` (``http://[user:pass@]host:port``) tunnels the request with CONNECT.
         """
         call = UpstreamCall(on_chunk, first_byte_timeout, idle_timeout, self._max_response)
-        if proxy_url:
-            call._fail(ProxyError(ErrorKind.UPSTREAM_ERROR, "Outbound proxy (proxy-url) is not "
-                                  "supported by this build (it needs pycurl).", status=502))
+        try:
+            client = self._client_for(proxy_url or "")
+        except ProxyError as err:
+            call._fail(err)
             return call
         request = HTTPRequest(
             wire.url, method=wire.method, headers=dict(wire.headers), body=wire.body,
@@ -270,7 +385,7 @@ class Transport:
             follow_redirects=False, decompress_response=True,
             header_callback=call._on_header_line, streaming_callback=call._on_body)
         request.cliproxyd_call = call  # type: ignore[attr-defined]  # read by _AbortableConnection
-        fetch = asyncio.ensure_future(self._client.fetch(request, raise_error=False))
+        fetch = asyncio.ensure_future(client.fetch(request, raise_error=False))
         call._begin(fetch)
         return call
 
@@ -284,5 +399,7 @@ class Transport:
         return await call.result()
 
     def close(self) -> None:
-        """Close the client (in-flight requests fail)."""
-        self._client.close()
+        """Close every client (in-flight requests fail)."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()

@@ -3,18 +3,23 @@
 The fake upstream records what it received and whether its client went away; modes: stream
 (three flushed chunks), error (429 + JSON body + Retry-After), stall (never answers), stall-mid
 (one chunk, then silence), slow-chunks (chunks closer together than the idle timeout but longer
-than it in total), drop-mid (closes the socket after one chunk).
+than it in total), drop-mid (closes the socket after one chunk); plus a minimal HTTP CONNECT
+proxy for `proxy-url`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 
 import pytest
 import tornado.web
 from tornado.httpserver import HTTPServer
+from tornado.iostream import IOStream, StreamClosedError
+from tornado.tcpclient import TCPClient
+from tornado.tcpserver import TCPServer
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.providers.base import WireRequest
@@ -265,13 +270,124 @@ def test_cancelling_the_awaiting_task_aborts_the_request():
     assert run(scenario)
 
 
-def test_proxy_url_without_pycurl_fails_clearly_instead_of_going_direct():
+class _ConnectProxy(TCPServer):
+    """A minimal HTTP CONNECT proxy: records each request head, optionally refuses, then pipes."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        super().__init__()
+        self.heads: list[str] = []
+        self.refuse = refuse
+
+    async def handle_stream(self, stream: IOStream, address) -> None:
+        head = (await stream.read_until(b"\r\n\r\n")).decode("latin-1")
+        self.heads.append(head)
+        if self.refuse:
+            await stream.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            stream.close()
+            return
+        host, port = head.split()[1].rsplit(":", 1)
+        upstream = await TCPClient().connect(host, int(port))
+        await stream.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(_pipe(stream, upstream), _pipe(upstream, stream))
+
+
+async def _pipe(src: IOStream, dst: IOStream) -> None:
+    try:
+        while True:
+            dst.write(await src.read_bytes(65536, partial=True))
+    except StreamClosedError:
+        dst.close()
+
+
+def _listen(server: TCPServer) -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    server.add_sockets([sock])
+    return sock.getsockname()[1]
+
+
+def test_proxy_url_tunnels_with_connect_and_sends_credentials():
     async def scenario(t, base, state):
-        with pytest.raises(ProxyError) as info:
-            await t.send(wire(base + "/stream"), connect_timeout=5, first_byte_timeout=LONG,
-                         idle_timeout=LONG, proxy_url="http://proxy.invalid:3128")
+        proxy = _ConnectProxy()
+        port = _listen(proxy)
+        try:
+            resp = await t.send(wire(base + "/stream", b'{"via":"proxy"}'), connect_timeout=5,
+                                first_byte_timeout=LONG, idle_timeout=LONG,
+                                proxy_url=f"http://us%40er:p%3Ass@127.0.0.1:{port}")
+        finally:
+            proxy.stop()
+        return resp, proxy.heads, state["received"]
+
+    resp, heads, (_, body) = run(scenario)
+    assert resp.status == 200 and resp.body.startswith(b"data: 0")
+    assert body == b'{"via":"proxy"}'  # the request really went through the tunnel
+    (head,) = heads
+    upstream_hostport = head.split()[1]
+    assert head.startswith("CONNECT 127.0.0.1:") and upstream_hostport.startswith("127.0.0.1:")
+    expected = "Basic " + base64.b64encode(b"us@er:p:ss").decode()
+    assert f"Proxy-Authorization: {expected}" in head
+
+
+def test_proxy_refusing_connect_is_a_502_connect_failure():
+    async def scenario(t, base, state):
+        proxy = _ConnectProxy(refuse=True)
+        port = _listen(proxy)
+        try:
+            with pytest.raises(ProxyError) as info:
+                await t.send(wire(base + "/stream"), connect_timeout=5, first_byte_timeout=LONG,
+                             idle_timeout=LONG, proxy_url=f"http://127.0.0.1:{port}")
+        finally:
+            proxy.stop()
         return info.value, "received" in state
 
     err, reached = run(scenario)
-    assert err.status == 502 and "proxy" in err.message
+    assert err.status == 502 and err.code == CODE_CONNECT_FAILED
     assert not reached
+
+
+def test_unsupported_proxy_scheme_fails_clearly_instead_of_going_direct():
+    async def scenario(t, base, state):
+        with pytest.raises(ProxyError) as info:
+            await t.send(wire(base + "/stream"), connect_timeout=5, first_byte_timeout=LONG,
+                         idle_timeout=LONG, proxy_url="socks5://127.0.0.1:1080")
+        return info.value, "received" in state
+
+    err, reached = run(scenario)
+    assert err.status == 502 and "socks5" in err.message
+    assert not reached
+
+
+def test_slow_consumer_is_not_an_idle_upstream():
+    # The consumer takes longer per chunk than the idle limit (back-pressure); the upstream
+    # itself is never idle, so the stream completes.
+    chunks: list[bytes] = []
+
+    async def slow(chunk: bytes) -> None:
+        chunks.append(chunk)
+        await asyncio.sleep(0.4)
+
+    async def scenario(t, base, state):
+        return await t.send(wire(base + "/stream"), connect_timeout=5, first_byte_timeout=LONG,
+                            idle_timeout=0.2, on_chunk=slow)
+
+    assert run(scenario).status == 200
+    assert b"".join(chunks) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+
+
+def test_consumer_error_fails_the_call_with_that_error_and_closes_upstream():
+    async def scenario(t, base, state):
+        def bad(chunk: bytes) -> None:
+            raise ProxyError(ErrorKind.UPSTREAM_ERROR, "malformed upstream stream", status=502)
+
+        call = t.start(wire(base + "/stall-mid"), connect_timeout=5, first_byte_timeout=LONG,
+                       idle_timeout=LONG, on_chunk=bad)
+        with pytest.raises(ProxyError) as info:
+            await call.result()
+        await asyncio.wait_for(state["closed"].wait(), LONG)
+        return info.value, call.headers
+
+    err, headers = run(scenario)
+    assert err.message == "malformed upstream stream"
+    assert headers["content-type"].startswith("text/html")  # headers seen before the body
