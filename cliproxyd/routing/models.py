@@ -16,7 +16,8 @@ Rules (issue 4, reference/cliproxyapi-translation.md §9.1–9.3):
   If no credential has the prefix, the whole string is tried as a plain model id (ids such as
   ``meta/llama`` are legal in compat lists).
 * A ``model(high)`` / ``model(8192)`` suffix is ignored for routing; the caller takes the
-  reasoning request from `formats.reasoning.split_model_suffix` itself.
+  reasoning request from `formats.reasoning.split_model_suffix` itself.  A Gemini-style
+  ``models/<id>`` is accepted as ``<id>``.
 * Candidates come back in config order (gemini, claude, codex, openai-compatibility; entries in
   file order), which is the order fill-first uses.
 """
@@ -172,68 +173,67 @@ def _credentials(config: Any) -> list[Credential]:
 
 
 class ModelRegistry:
-    """Credentials and the models they serve; answers `resolve` and `listing`."""
+    """Credentials and the models they serve; answers `resolve` and `listing`.  Immutable once
+    built (a reload builds a new one)."""
 
     def __init__(self, credentials: Iterable[Credential], force_model_prefix: bool = False):
         self.credentials: tuple[Credential, ...] = tuple(credentials)
         self.force_model_prefix = force_model_prefix
         self._prefixes = frozenset(c.prefix for c in self.credentials if c.prefix)
+        self._by_alias: dict[str, list[tuple[Credential, str]]] = {}
+        for cred in self.credentials:
+            for m in cred.models:
+                self._by_alias.setdefault(m.alias, []).append((cred, m.upstream))
+        self._listing = self._build_listing()
+        self._listed = {item.id: item for item in self._listing}
 
     def resolve(self, model: str) -> list[tuple[Credential, str]]:
         """``(credential, upstream model name)`` for every credential that can serve ``model``.
 
         Raises `ProxyError` MODEL_NOT_FOUND (404, code ``model_not_found``) when none can.
         """
-        base, _ = split_model_suffix(model.strip())
-        found = self._match(base)
-        if not found and base != model.strip():
-            found = self._match(model.strip())  # a literal id that happens to end in "(...)"
-        if not found:
-            raise ProxyError(ErrorKind.MODEL_NOT_FOUND, f"The model `{model}` does not exist or "
-                             "is not served by any configured upstream.", code="model_not_found",
-                             param="model")
-        return found
+        name = model.strip()
+        base, _ = split_model_suffix(name)
+        # Literal ids ending in "(...)" and Gemini-style "models/<id>" are accepted too.
+        for candidate in (base, name, base.removeprefix("models/")):
+            found = self._match(candidate)
+            if found:
+                return found
+        raise ProxyError(ErrorKind.MODEL_NOT_FOUND, f"The model `{model}` does not exist or is "
+                         "not served by any configured upstream.", code="model_not_found",
+                         param="model")
 
     def _match(self, name: str) -> list[tuple[Credential, str]]:
         prefix, sep, rest = name.partition("/")
         if sep and prefix in self._prefixes:
-            hits = self._serving(rest, lambda c: c.prefix == prefix)
+            hits = [h for h in self._by_alias.get(rest, ()) if h[0].prefix == prefix]
             if hits:
                 return hits
+        hits = self._by_alias.get(name, [])
         if self.force_model_prefix:
-            return self._serving(name, lambda c: not c.prefix)
-        return self._serving(name, lambda c: True)
+            return [h for h in hits if not h[0].prefix]
+        return list(hits)
 
-    def _serving(self, alias: str, allowed: Any) -> list[tuple[Credential, str]]:
-        hits = []
-        for cred in self.credentials:
-            served = cred.served(alias) if allowed(cred) else None
-            if served:
-                hits.append((cred, served.upstream))
-        return hits
-
-    def listing(self) -> list[ListedModel]:
-        """Every client-visible model id, deduplicated, in first-seen order."""
+    def _build_listing(self) -> tuple[ListedModel, ...]:
         seen: dict[str, ListedModel] = {}
         for cred in self.credentials:
             owner = cred.compat_name or cred.kind
             for m in cred.models:
-                ids = []
-                if cred.prefix:
-                    ids.append(f"{cred.prefix}/{m.alias}")
+                ids = [f"{cred.prefix}/{m.alias}"] if cred.prefix else []
                 if not cred.prefix or not self.force_model_prefix:
                     ids.append(m.alias)
                 for mid in ids:
                     if mid not in seen:
                         seen[mid] = ListedModel(mid, m.info.renamed(mid), cred.kind, owner)
-        return list(seen.values())
+        return tuple(seen.values())
+
+    def listing(self) -> list[ListedModel]:
+        """Every client-visible model id, deduplicated, in first-seen (config) order."""
+        return list(self._listing)
 
     def find(self, model: str) -> ListedModel | None:
         """The listing entry for one client-visible id (``GET /v1beta/models/{model}``)."""
-        for item in self.listing():
-            if item.id == model:
-                return item
-        return None
+        return self._listed.get(model)
 
 
 def build_registry(config: Any) -> ModelRegistry:

@@ -180,3 +180,15 @@ def test_credential_ids_are_stable_distinct_and_secret_free():
 def test_priority_is_carried_from_the_entry():
     cfg = Config(claude_api_key=(ProviderKey("k-00000001", priority=5),))
     assert build_registry(cfg).credentials[0].priority == 5
+
+
+def test_gemini_style_models_prefix_is_accepted():
+    reg = build_registry(_prefixed())
+    assert [m for _, m in reg.resolve("models/gemini-2.5-pro")] == ["gemini-2.5-pro"] * 3
+
+
+def test_registry_from_an_empty_config_serves_nothing():
+    reg = build_registry(Config())
+    assert reg.credentials == () and reg.listing() == [] and reg.find("gpt-5") is None
+    with pytest.raises(ProxyError):
+        reg.resolve("gpt-5")
