@@ -101,6 +101,26 @@ def usage_to_wire(usage: ir.Usage) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Tool calls
+
+
+def tool_call_extras(call: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Extras of a wire tool call: Gemini's OpenAI endpoint puts the call's thought signature in
+    ``extra_content.google.thought_signature`` and needs it back on the next turn."""
+    extra = call.get("extra_content")
+    return {"extra_content": extra} if isinstance(extra, Mapping) else ir.EMPTY
+
+
+def tool_call_to_wire(part: ir.ToolCallPart) -> dict[str, Any]:
+    """A ``tool_calls`` entry for an IR tool call."""
+    out: dict[str, Any] = {"id": part.id, "type": "function",
+                           "function": {"name": part.name, "arguments": part.arguments}}
+    if isinstance(part.extras.get("extra_content"), Mapping):
+        out["extra_content"] = part.extras["extra_content"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Errors
 
 

@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 from cliproxyd.formats import ir
 from cliproxyd.formats._openai_chat_common import (
-    invalid, opt_bool, opt_int, opt_number, opt_str, stop_sequences,
+    invalid, opt_bool, opt_int, opt_number, opt_str, stop_sequences, tool_call_extras,
+    tool_call_to_wire,
 )
 from cliproxyd.formats._openai_chat_parts import content_part, encode_parts
 from cliproxyd.formats.reasoning import budget_to_level
@@ -278,7 +279,8 @@ def _tool_calls(value: Any, param: str) -> list[ir.ToolCallPart]:
         call_id = call.get("id")
         if not isinstance(call_id, str) or not call_id:
             raise invalid("a tool call needs an 'id'", f"{where}.id")
-        calls.append(ir.ToolCallPart(id=call_id, name=fn["name"], arguments=args or "{}"))
+        calls.append(ir.ToolCallPart(id=call_id, name=fn["name"], arguments=args or "{}",
+                                     extras=tool_call_extras(call)))
     return calls
 
 
@@ -351,7 +353,8 @@ def encode_effort(reasoning: ir.Reasoning | None) -> str | None:
     if reasoning is None:
         return None
     if reasoning.effort is not None:
-        return reasoning.effort
+        # OpenAI's top level is xhigh; "max" (Anthropic's word) would be rejected.
+        return "xhigh" if reasoning.effort == "max" else reasoning.effort
     if reasoning.budget is not None:
         return budget_to_level(reasoning.budget)
     return None
@@ -382,6 +385,8 @@ def _encode_tool(tool: ir.Tool) -> dict[str, Any]:
 def _encode_tool_choice(choice: ir.ToolChoice) -> Any:
     if choice.mode == "tool" and choice.name:
         return {"type": "function", "function": {"name": choice.name}}
+    if choice.mode == "tool":  # a named choice without a name: any tool will do
+        return "required"
     return choice.mode if choice.mode in ("auto", "none", "required") else "auto"
 
 
@@ -466,9 +471,7 @@ def _encode_assistant(message: ir.Message) -> dict[str, Any]:
     if thinking:
         out["reasoning_content"] = thinking
     if calls:
-        out["tool_calls"] = [{"id": c.id, "type": "function",
-                              "function": {"name": c.name, "arguments": c.arguments}}
-                             for c in calls]
+        out["tool_calls"] = [tool_call_to_wire(c) for c in calls]
     for key in ("name", "function_call", "audio"):
         if key in message.extras:
             out[key] = message.extras[key]

@@ -33,7 +33,8 @@ from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import ir
 from cliproxyd.formats._openai_chat_common import (
     FINISH_TO_STOP, STOP_TO_FINISH, data_url, error_from_wire, finish_from_stop, parse_data_url,
-    render_error, stop_reason_from_finish, usage_from_wire, usage_to_wire,
+    render_error, stop_reason_from_finish, tool_call_extras, tool_call_to_wire, usage_from_wire,
+    usage_to_wire,
 )
 from cliproxyd.formats._openai_chat_legacy import (
     LegacyStreamEncoder, decode_legacy_request, encode_legacy_response,
@@ -137,7 +138,8 @@ def _response_calls(message: Mapping[str, Any]) -> list[ir.ToolCallPart]:
         out.append(ir.ToolCallPart(
             id=cid if isinstance(cid, str) and cid else f"call_{k}",
             name=fn.get("name") if isinstance(fn.get("name"), str) else "",
-            arguments=args if isinstance(args, str) and args else "{}"))
+            arguments=args if isinstance(args, str) and args else "{}",
+            extras=tool_call_extras(call)))
     legacy = message.get("function_call")
     if not out and isinstance(legacy, Mapping) and isinstance(legacy.get("name"), str):
         args = legacy.get("arguments")
@@ -182,9 +184,7 @@ def _encode_message(response: ir.Response, calls: list[ir.ToolCallPart]) -> dict
     if thinking:
         message["reasoning_content"] = thinking
     if calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function",
-             "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
+        message["tool_calls"] = [tool_call_to_wire(c) for c in calls]
     images = [p for p in response.parts if isinstance(p, ir.ImagePart)]
     if images:  # non-standard, as CLIProxyAPI emits for image-generating models (§6.3)
         message["images"] = [

@@ -219,6 +219,31 @@ def test_encode_assistant_thinking_only_when_present():
     assert msgs[3] == {"role": "assistant", "content": "answer"}
 
 
+def test_gemini_thought_signature_on_tool_calls_round_trips():
+    call = {"id": "function-call-1", "type": "function",
+            "function": {"name": "check_flight", "arguments": "{\"flight\":\"AA100\"}"},
+            "extra_content": {"google": {"thought_signature": "<Signature A>"}}}
+    body = {"model": "gemini-2.5-flash", "messages": [
+        {"role": "user", "content": "Check flight status for AA100."},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "function-call-1", "content": "{\"status\":\"delayed\"}"}]}
+    req = oc.decode_request(body)
+    assert req.messages[1].parts[0].extras == {"extra_content": call["extra_content"]}
+    assert oc.encode_request(req, model="gemini-2.5-flash") == body
+    resp = oc.decode_response({"id": "r", "model": "g", "choices": [{
+        "index": 0, "finish_reason": "tool_calls",
+        "message": {"role": "assistant", "content": None, "tool_calls": [call]}}]})
+    encoded = oc.encode_response(resp, CTX)
+    assert encoded["choices"][0]["message"]["tool_calls"] == [call]
+
+
+def test_encode_tool_choice_and_max_effort_edges():
+    req = ir.Request(model="m", messages=(), tool_choice=ir.ToolChoice("tool"),
+                     reasoning=ir.Reasoning(effort="max"))
+    body = oc.encode_request(req, model="m")
+    assert body["tool_choice"] == "required" and body["reasoning_effort"] == "xhigh"
+
+
 # =============================================================================================
 # requests: rejections
 
