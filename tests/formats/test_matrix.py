@@ -1005,3 +1005,145 @@ def test_truncated_upstream_stream_ends_client_stream_with_error(client, upstrea
     with pytest.raises(Exception) as info:  # the client's own decoder sees a failed stream
         aggregate.collect(back)
     assert info.type.__name__ == "ProxyError"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tool choice, parallel tool calls, and Gemini's JSON-array stream for clients
+
+
+def forced_tool_body(fmt: str) -> dict:
+    body = tools_body(fmt)
+    if fmt == "gemini":
+        return dict(body, toolConfig={"functionCallingConfig": {
+            "mode": "ANY", "allowedFunctionNames": ["get_weather"]}})
+    if fmt == "openai_responses":
+        return dict(body, tool_choice={"type": "function", "name": "get_weather"})
+    if fmt == "claude":
+        return dict(body, tool_choice={"type": "tool", "name": "get_weather"})
+    return dict(body, tool_choice={"type": "function", "function": {"name": "get_weather"}})
+
+
+def forced_tool_of(fmt: str, body: dict) -> str | None:
+    """The tool name the upstream body forces, if it forces exactly one."""
+    if fmt == "gemini":
+        cfg = body.get("toolConfig", {}).get("functionCallingConfig", {})
+        names = cfg.get("allowedFunctionNames") or []
+        return names[0] if cfg.get("mode") == "ANY" and len(names) == 1 else None
+    choice = body.get("tool_choice")
+    if not isinstance(choice, dict):
+        return None
+    if fmt == "openai_chat":
+        return choice.get("function", {}).get("name")
+    return choice.get("name") if choice.get("type") in ("tool", "function") else None
+
+
+@pairs
+def test_forced_tool_choice(client, upstream):
+    up = to_upstream(client, upstream, forced_tool_body(client))
+    assert forced_tool_of(upstream, up) == "get_weather"
+
+
+def parallel_body(fmt: str) -> dict:
+    """Two calls of the same function, answered in order: Gemini must match them by order."""
+    body = tools_body(fmt)
+    turns = turns_of(fmt, body)
+    if fmt == "gemini":
+        turns[1]["parts"].append({"functionCall": {"name": "get_weather", "args": {"city": "Lyon"}}})
+        turns[2]["parts"].append({"functionResponse": {
+            "name": "get_weather", "response": {"result": "12C and rain"}}})
+    elif fmt == "openai_responses":
+        turns.insert(2, {"type": "function_call", "call_id": "call_def", "name": "get_weather",
+                         "arguments": '{"city":"Lyon"}'})
+        turns.append({"type": "function_call_output", "call_id": "call_def",
+                      "output": "12C and rain"})
+    elif fmt == "claude":
+        turns[1]["content"].append({"type": "tool_use", "id": "toolu_def", "name": "get_weather",
+                                    "input": {"city": "Lyon"}})
+        turns[2]["content"].append({"type": "tool_result", "tool_use_id": "toolu_def",
+                                    "content": "12C and rain"})
+    else:
+        turns[1]["tool_calls"].append({"id": "call_def", "type": "function", "function": {
+            "name": "get_weather", "arguments": '{"city":"Lyon"}'}})
+        turns.append({"role": "tool", "tool_call_id": "call_def", "content": "12C and rain"})
+    return body
+
+
+@pairs
+def test_parallel_tool_calls_matched(client, upstream):
+    up = to_upstream(client, upstream, parallel_body(client))
+    calls, results = calls_and_results(upstream, up)
+    assert [args["city"] for _, _, args in calls] == ["Paris", "Lyon"]
+    assert len(results) == 2
+    by_call = {}
+    for i, (cid, _, _) in enumerate(calls):
+        by_call[cid if upstream != "gemini" else i] = calls[i][2]["city"]
+    for i, (rid, _, text) in enumerate(results):
+        city = by_call[rid if upstream != "gemini" else i]
+        assert ("18C and sunny" if city == "Paris" else "12C and rain") in text
+    if upstream != "gemini":
+        assert len({cid for cid, _, _ in calls}) == 2
+
+
+def two_calls_answer(fmt: str) -> dict:
+    body = upstream_answer(fmt, Answer(text="Checking both.", tool=("get_weather", {"city": "Paris"})))
+    if fmt == "claude":
+        body["content"].append({"type": "tool_use", "id": "toolu_02", "name": "get_weather",
+                                "input": {"city": "Lyon"}})
+    elif fmt == "openai_chat":
+        body["choices"][0]["message"]["tool_calls"].append({
+            "id": "call_up_2", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Lyon"}'}})
+    elif fmt == "openai_responses":
+        body["output"].append({"type": "function_call", "id": "fc_2", "call_id": "call_up_2",
+                               "name": "get_weather", "arguments": '{"city": "Lyon"}',
+                               "status": "completed"})
+    else:
+        body["candidates"][0]["content"]["parts"].append(
+            {"functionCall": {"name": "get_weather", "args": {"city": "Lyon"}}})
+    return body
+
+
+def answer_call_ids(fmt: str, body: dict) -> list[str | None]:
+    if fmt == "openai_chat":
+        return [c["id"] for c in body["choices"][0]["message"]["tool_calls"]]
+    if fmt == "openai_responses":
+        return [o["call_id"] for o in body["output"] if o["type"] == "function_call"]
+    if fmt == "claude":
+        return [b["id"] for b in body["content"] if b["type"] == "tool_use"]
+    return [p["functionCall"].get("id") for p in body["candidates"][0]["content"]["parts"]
+            if "functionCall" in p]
+
+
+@pairs
+def test_two_tool_calls_in_answer_get_distinct_ids(client, upstream):
+    out = to_client(client, upstream, tools_body(client), two_calls_answer(upstream))
+    assert answer_tools(client, out) == [("get_weather", {"city": "Paris"}),
+                                         ("get_weather", {"city": "Lyon"})]
+    ids = answer_call_ids(client, out)
+    assert all(ids) and len(set(ids)) == 2
+
+
+@pytest.mark.parametrize("upstream", FORMATS)
+def test_gemini_client_json_array_stream(upstream):
+    """A Gemini client without ``alt=sse`` gets the same answer as a streamed JSON array."""
+    request = decode_client("gemini", stream_body("gemini"), stream=True)
+    parser, decoder = sse.Parser(), formats.codec(upstream).StreamDecoder()
+    encoder = formats.codec("gemini").StreamEncoder(ctx_for(request))
+    writer, pieces = sse.JSONArrayWriter(), []
+    ir_events = []
+    for wire_event in parser.feed(upstream_stream(upstream)) + parser.finish():
+        ir_events += decoder.feed(wire_event)
+    for event in ir_events + decoder.finish():
+        pieces += [writer.feed(e.data) for e in encoder.feed(event)]
+    pieces += [writer.feed(e.data) for e in encoder.finish()] + [writer.finish()]
+    raw = b"".join(pieces)
+    chunks = json.loads(raw)  # a well-formed JSON array
+    array_parser, back_decoder, back = sse.JSONArrayParser(), formats.codec("gemini").StreamDecoder(), []
+    for i in range(0, len(raw), 5):
+        for obj in array_parser.feed(raw[i:i + 5]):
+            back += back_decoder.feed(sse.Event(json.dumps(obj)))
+    assert array_parser.complete and len(chunks) >= 2
+    resp = aggregate.collect(back + back_decoder.finish())
+    assert "".join(p.text for p in resp.parts if isinstance(p, ir.TextPart)) == "".join(STREAM_TEXT)
+    assert [(p.name, json.loads(p.arguments)) for p in resp.parts
+            if isinstance(p, ir.ToolCallPart)] == [("get_weather", {"city": "Paris"})]
