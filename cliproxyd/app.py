@@ -15,6 +15,17 @@ from tornado.web import url
 from cliproxyd.handlers.base import NotFoundHandler, ProxyApplication, log_request
 from cliproxyd.handlers.management import ConfigHandler
 from cliproxyd.handlers.misc import HealthHandler, MetricsHandler, RootHandler
+from cliproxyd.handlers.proxy import (
+    ChatCompletionsHandler,
+    CompletionsHandler,
+    CountTokensHandler,
+    GeminiActionHandler,
+    GeminiModelHandler,
+    GeminiModelsHandler,
+    MessagesHandler,
+    ModelsHandler,
+    ResponsesHandler,
+)
 from cliproxyd.runtime import AppState, RuntimeRef
 
 __all__ = ["make_app"]
@@ -34,6 +45,15 @@ def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
         rule(r"/healthz", HealthHandler, "healthz"),
         rule(r"/metrics", MetricsHandler, "metrics"),
         rule(r"/v0/management/config", ConfigHandler, "management_config"),
+        rule(r"/v1/chat/completions", ChatCompletionsHandler, "chat_completions"),
+        rule(r"/v1/completions", CompletionsHandler, "completions"),
+        rule(r"/v1/messages", MessagesHandler, "messages"),
+        rule(r"/v1/messages/count_tokens", CountTokensHandler, "count_tokens"),
+        rule(r"/v1/responses", ResponsesHandler, "responses"),
+        rule(r"/v1/models", ModelsHandler, "models"),
+        rule(r"/v1beta/models", GeminiModelsHandler, "gemini_models"),
+        rule(r"/v1beta/models/([^/:]+)", GeminiModelHandler, "gemini_model"),
+        rule(r"/v1beta/models/([^/:]+):([A-Za-z]+)", GeminiActionHandler, "gemini_action"),
         # Catch-alls: keep last.
         unknown(r"/v0/management(?:/.*)?", "management_unknown", None, "management"),
         unknown(r"/v1/messages(?:/.*)?", "claude_unknown", "claude", "client"),

@@ -1,12 +1,14 @@
 """The swappable bundle every request reads: the config and what is built from it.
 
-`Runtime.build(config)` is the single place that turns a `Config` into ready-to-use state; later
-issues add the model catalogue and the credential pool there.  `RuntimeRef.current` is replaced
+`Runtime.build(config, previous)` is the single place that turns a `Config` into ready-to-use
+state: the config, the model registry (credentials and the models they serve) and the credential
+pool, whose cooldown state is carried over from the previous runtime on reload.  `RuntimeRef.current` is replaced
 in one assignment on reload; a handler reads it once per request, so a request in flight keeps
 the snapshot it started with.  No I/O happens here beyond what `build` documents.
 
 `AppState` is the other half: state that lives as long as the process (metrics registry,
-management lockout table, in-flight request tracking) and is *not* replaced on reload.
+management lockout table, in-flight request tracking, the upstream HTTP transport) and is *not*
+replaced on reload.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from dataclasses import dataclass
 from cliproxyd.access import Lockout
 from cliproxyd.config import Config
 from cliproxyd.metrics import Metrics
+from cliproxyd.providers.transport import Transport
+from cliproxyd.routing.models import ModelRegistry, build_registry
+from cliproxyd.routing.pool import Pool
 
 __all__ = ["Runtime", "RuntimeRef", "InFlight", "AppState"]
 
@@ -26,11 +31,19 @@ class Runtime:
     """Everything derived from one config file; immutable once built."""
 
     config: Config
+    registry: ModelRegistry
+    pool: Pool
 
     @classmethod
-    def build(cls, config: Config) -> "Runtime":
-        """Build the runtime for ``config``; raises on anything the config alone cannot catch."""
-        return cls(config=config)
+    def build(cls, config: Config, previous: "Runtime | None" = None) -> "Runtime":
+        """Build the runtime for ``config``; raises on anything the config alone cannot catch.
+
+        With ``previous`` (a reload), credentials still configured keep their cooldowns.
+        """
+        pool = Pool(config.routing.strategy)
+        if previous is not None:
+            pool.carry_over(previous.pool)
+        return cls(config=config, registry=build_registry(config), pool=pool)
 
 
 class RuntimeRef:
@@ -83,6 +96,20 @@ class AppState:
     metrics: Metrics
     lockout: Lockout
     inflight: InFlight
+    _transport: Transport | None = None
+
+    @property
+    def transport(self) -> Transport:
+        """The upstream HTTP client, created on first use (it binds to the running loop)."""
+        if self._transport is None:
+            self._transport = Transport()
+        return self._transport
+
+    def close(self) -> None:
+        """Release process-lifetime resources (the daemon's last shutdown step)."""
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
 
     @classmethod
     def create(cls) -> "AppState":

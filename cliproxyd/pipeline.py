@@ -1,0 +1,440 @@
+"""One proxied request end to end: the only place the steps are sequenced.
+
+decode (client codec) → resolve the model (registry) → pick a credential (pool) → encode (upstream
+codec, or pass the body through when both sides speak the same format) → send (transport) →
+decode the answer (upstream codec; streams incrementally) → encode it for the client → write
+(through the handler's `Sink`).  On an upstream failure before anything reached the client, the
+next credential is tried (`request-retry` further attempts) and the failed one cools down.
+
+Rules kept here (issue 4):
+
+* Same format in and out: the client's body goes upstream untouched but for the model (and
+  ``stream_options.include_usage`` for OpenAI-compatible streams, whose extra usage chunk is then
+  not forwarded unless the client asked for it).  The answer is decoded anyway, for usage and to
+  notice a truncated stream.
+* Nothing is written to the client until the upstream produced real output, so an upstream that
+  fails at once (an HTTP error or an in-stream error event) can still fail over or answer with a
+  proper HTTP status and JSON body.
+* A stream that breaks after output started ends with the client format's in-stream error; it
+  does not cool the credential down (the connection failed, not the key).
+* Non-streaming clients of streaming-only upstreams get one aggregated answer.
+
+The handler supplies a `Sink` (framing, headers, flushing, cancel-on-disconnect) and records the
+returned `Outcome`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Awaitable, Callable, Mapping, Protocol
+
+from cliproxyd.errors import ErrorKind, ProxyError
+from cliproxyd.formats import aggregate, codec, sse
+from cliproxyd.formats import ir
+from cliproxyd.formats.reasoning import split_model_suffix
+from cliproxyd.providers import provider_for
+from cliproxyd.providers.base import WireRequest
+from cliproxyd.providers.transport import Transport, UpstreamCall, UpstreamResponse
+from cliproxyd.routing.models import Credential
+from cliproxyd.routing.pool import should_retry
+from cliproxyd.tokens import estimate_tokens
+
+__all__ = ["ClientSide", "Sink", "Outcome", "Pipeline"]
+
+log = logging.getLogger(__name__)
+
+_ID_PREFIX = {"openai_chat": "chatcmpl-", "claude": "msg_", "openai_responses": "resp_",
+              "gemini": ""}
+# IR events that say nothing yet: held back so an immediate upstream error can still fail over.
+_PREAMBLE = (ir.MessageStart, ir.UsageUpdate, ir.BlockStart)
+
+
+@dataclass(frozen=True)
+class ClientSide:
+    """How to read the client's request and answer it: its codec's functions."""
+
+    format: str
+    decode: Callable[[Mapping[str, Any], str | None], ir.Request]
+    encode_response: Callable[[ir.Response, ir.EncodeContext], dict]
+    stream_encoder: Callable[[ir.EncodeContext], Any]
+    passthrough: bool = True
+
+    @classmethod
+    def of(cls, fmt: str) -> "ClientSide":
+        """The client side of format ``fmt`` (a codec name)."""
+        module = codec(fmt)
+        return cls(fmt, lambda body, model: module.decode_request(body, model=model),
+                   module.encode_response, module.StreamEncoder)
+
+    @classmethod
+    def legacy_completions(cls) -> "ClientSide":
+        """The legacy ``/v1/completions`` API, mapped onto chat."""
+        module = codec("openai_chat")
+        return cls("openai_chat", lambda body, model: module.decode_legacy_request(body),
+                   module.encode_legacy_response, module.LegacyStreamEncoder, passthrough=False)
+
+
+class Sink(Protocol):
+    """What the pipeline needs from the handler that owns the client connection."""
+
+    @property
+    def started(self) -> bool:
+        """Whether stream headers or bytes have gone out (errors can no longer be statuses)."""
+        ...
+
+    def send_events(self, events: list[sse.Event]) -> Awaitable[None] | None:
+        """Frame and write stream events (sends the stream headers first); flushes."""
+        ...
+
+    def watch(self, call: UpstreamCall | None) -> None:
+        """Cancel ``call`` if the client disconnects (None: nothing to cancel any more)."""
+        ...
+
+
+@dataclass
+class Outcome:
+    """What happened, for usage statistics and metrics."""
+
+    model: str
+    body: dict | None = None  # the non-streamed answer to write, when not streaming
+    usage: ir.Usage = field(default_factory=ir.Usage)
+    provider: str | None = None
+    credential: str | None = None
+    upstream_model: str | None = None
+    attempts: int = 0
+    stream_error: ProxyError | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    client: ClientSide
+    body: Mapping[str, Any]
+    request: ir.Request
+    model: str  # base model, suffix removed: what routing sees
+    suffix: bool
+    stream: bool
+    ctx: ir.EncodeContext
+
+
+class Pipeline:
+    """Runs requests against one `Runtime` snapshot (config, registry, pool)."""
+
+    def __init__(self, runtime: Any, transport: Transport, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.runtime = runtime
+        self.transport = transport
+        self.clock = clock
+        self.wall = wall
+
+    # -- generation ---------------------------------------------------------------------------
+
+    async def generate(self, client: ClientSide, body: Mapping[str, Any], sink: Sink, *,
+                       url_model: str | None = None, stream: bool | None = None) -> Outcome:
+        """Serve one generation request; raises `ProxyError` if it fails before streaming."""
+        plan = self._plan(client, body, url_model, stream)
+        outcome = Outcome(model=plan.request.model)
+        candidates = self.runtime.registry.resolve(plan.model)
+        tried: list[str] = []
+        last: ProxyError | None = None
+        for _ in range(1 + max(0, self.runtime.config.request_retry)):
+            picked = self._pick(plan.model, candidates, tried, last)
+            if picked is None:
+                break
+            cred, upstream_model = picked
+            tried.append(cred.id)
+            outcome.attempts += 1
+            outcome.provider, outcome.credential = cred.kind, cred.label
+            outcome.upstream_model = upstream_model
+            try:
+                await self._attempt(plan, cred, upstream_model, sink, outcome)
+            except ProxyError as err:
+                self._report(cred, upstream_model, err, sink)
+                if sink.started or not should_retry(err):
+                    raise
+                log.info("attempt %d on %s failed (%s); trying the next credential",
+                         outcome.attempts, cred.label, err)
+                last = err
+                continue
+            self.runtime.pool.report(cred, upstream_model, None, self.clock())
+            return outcome
+        assert last is not None  # resolve() found candidates, so at least one attempt ran
+        raise last
+
+    def _plan(self, client: ClientSide, body: Mapping[str, Any], url_model: str | None,
+              stream: bool | None) -> _Plan:
+        request = client.decode(body, url_model)
+        if stream is not None:
+            request = replace(request, stream=stream)
+        base, reasoning = split_model_suffix(request.model)
+        if reasoning is not None:
+            request = replace(request, reasoning=reasoning)
+        ctx = ir.EncodeContext(model=request.model, created=int(self.wall()),
+                               response_id=_ID_PREFIX.get(client.format, "") + secrets.token_hex(12),
+                               request=request)
+        return _Plan(client, body, request, base, reasoning is not None, request.stream, ctx)
+
+    def _pick(self, model: str, candidates: list, tried: list[str],
+              last: ProxyError | None) -> tuple[Credential, str] | None:
+        try:
+            return self.runtime.pool.pick(model, candidates, self.clock(), exclude=tried)
+        except ProxyError:
+            if last is not None:
+                raise last  # the real upstream failure says more than "the rest are cooling"
+            raise
+
+    def _report(self, cred: Credential, upstream_model: str, err: ProxyError, sink: Sink) -> None:
+        if sink.started:
+            return  # broke mid-stream: the connection's fault, not the credential's
+        seconds = self.runtime.pool.report(cred, upstream_model, err, self.clock())
+        if seconds:
+            log.info("%s cooling down for %s for %.0fs after %s", cred.label, upstream_model,
+                     seconds, err.status)
+
+    async def _attempt(self, plan: _Plan, cred: Credential, upstream_model: str, sink: Sink,
+                       outcome: Outcome) -> None:
+        provider = provider_for(cred.kind)
+        upstream = codec(provider.format)
+        passthrough = plan.client.passthrough and provider.format == plan.client.format \
+            and not plan.suffix
+        body = self._upstream_body(plan, upstream, passthrough, upstream_model)
+        upstream_stream = plan.stream or getattr(provider, "stream_only", False)
+        wire = provider.build_request(body, cred, upstream_model, upstream_stream)
+        if not upstream_stream:
+            response = await self._send(provider, wire, cred, sink, None)
+            self._plain_answer(plan, upstream, passthrough, response, outcome)
+            return
+        relay = _Relay(plan, upstream, passthrough, sink)
+        try:
+            await self._send(provider, wire, cred, sink, relay.feed)
+        except ProxyError as err:
+            if relay.abort is not None:
+                raise relay.abort from err  # an in-stream error before any output: fail over
+            if not sink.started:
+                raise
+            await _maybe(relay.fail(err))
+            outcome.stream_error = err
+            outcome.usage = relay.usage
+            return
+        await _maybe(relay.close())
+        if relay.abort is not None:
+            raise relay.abort
+        outcome.usage = relay.usage
+        outcome.stream_error = relay.stream_error
+        if not plan.stream:
+            outcome.body = plan.client.encode_response(relay.collected(), plan.ctx)
+
+    def _upstream_body(self, plan: _Plan, upstream: Any, passthrough: bool,
+                       upstream_model: str) -> Mapping[str, Any]:
+        if not passthrough:
+            return upstream.encode_request(plan.request, model=upstream_model)
+        body = dict(plan.body)
+        if plan.client.format == "openai_chat" and plan.stream:
+            options = dict(body.get("stream_options") or {})
+            options["include_usage"] = True
+            body["stream_options"] = options
+        return body
+
+    async def _send(self, provider: Any, wire: WireRequest, cred: Credential, sink: Sink,
+                    on_chunk: Callable[[bytes], Any] | None) -> UpstreamResponse:
+        timeouts = self.runtime.config.timeouts
+        call = self.transport.start(wire, connect_timeout=timeouts.connect,
+                                    first_byte_timeout=timeouts.first_byte,
+                                    idle_timeout=timeouts.idle, on_chunk=on_chunk,
+                                    proxy_url=cred.proxy_url or self.runtime.config.proxy_url
+                                    or None)
+        sink.watch(call)
+        try:
+            response = await call.result()
+        finally:
+            sink.watch(None)
+        if not response.ok:
+            raise provider.classify_error(response.status, response.headers, response.body)
+        return response
+
+    def _plain_answer(self, plan: _Plan, upstream: Any, passthrough: bool,
+                      response: UpstreamResponse, outcome: Outcome) -> None:
+        try:
+            body = json.loads(response.body)
+            decoded = upstream.decode_response(body)
+        except ProxyError:
+            raise
+        except Exception as exc:  # any shape the codec cannot read: the upstream's fault
+            raise ProxyError(ErrorKind.UPSTREAM_ERROR, "The upstream returned a malformed "
+                             "response.", status=502) from exc
+        outcome.usage = decoded.usage
+        if passthrough and isinstance(body, dict):
+            if "model" in body:
+                body["model"] = plan.request.model
+            outcome.body = body
+        else:
+            outcome.body = plan.client.encode_response(decoded, plan.ctx)
+
+    # -- token counting -----------------------------------------------------------------------
+
+    async def count_tokens(self, client_format: str, request: ir.Request) -> int:
+        """Input tokens for ``request``: the upstream's own count where it has an endpoint,
+        else a local estimate (always > 0)."""
+        base, _ = split_model_suffix(request.model)
+        candidates = self.runtime.registry.resolve(base)
+        picked = self.runtime.pool.pick(base, candidates, self.clock())
+        if picked is None:
+            return estimate_tokens(request)
+        cred, upstream_model = picked
+        provider = provider_for(cred.kind)
+        upstream = codec(provider.format)
+        encode = getattr(upstream, "encode_count_tokens_request", None)
+        if encode is None:
+            return estimate_tokens(request)
+        wire = provider.count_tokens_request(encode(request, model=upstream_model), cred,
+                                             upstream_model)
+        if wire is None:
+            return estimate_tokens(request)
+        response = await self._send(provider, wire, cred, _NullSink(), None)
+        try:
+            return int(upstream.decode_count_tokens_response(json.loads(response.body)))
+        except Exception as exc:
+            raise ProxyError(ErrorKind.UPSTREAM_ERROR, "The upstream returned a malformed "
+                             "token count.", status=502) from exc
+
+
+class _NullSink:
+    started = False
+
+    def send_events(self, events: list[sse.Event]) -> None:
+        raise AssertionError("count_tokens does not stream")
+
+    def watch(self, call: UpstreamCall | None) -> None:
+        return None
+
+
+class _Relay:
+    """Upstream stream bytes → SSE events → IR events → client wire events (or an aggregate)."""
+
+    def __init__(self, plan: _Plan, upstream: Any, passthrough: bool, sink: Sink) -> None:
+        self.plan, self.passthrough, self.sink = plan, passthrough, sink
+        self.parser = sse.Parser()
+        self.decoder = upstream.StreamDecoder()
+        self.encoder = plan.client.stream_encoder(plan.ctx) if plan.stream else None
+        self.collector = None if plan.stream else aggregate.Collector(
+            response_id=plan.ctx.response_id, model=plan.request.model)
+        self.pending: list[sse.Event] = []
+        self.live = False  # real output seen: pending events may go out
+        self.usage = ir.Usage()
+        self.abort: ProxyError | None = None
+        self.stream_error: ProxyError | None = None
+        self.finished = False
+        self._want_usage = bool((plan.body.get("stream_options") or {}).get("include_usage")) \
+            if plan.client.format == "openai_chat" and isinstance(plan.body, Mapping) else False
+
+    def feed(self, chunk: bytes) -> Awaitable[None] | None:
+        """Transport callback: never raises (an error is kept and the call aborted)."""
+        if self.finished or self.abort is not None:
+            return None
+        try:
+            return self._events(self.parser.feed(chunk), ending=False)
+        except ProxyError as err:
+            return self._fail_inline(err)
+
+    def close(self) -> Awaitable[None] | None:
+        """Upstream finished cleanly: flush the decoder (a missing terminal event is an error)."""
+        if self.finished or self.abort is not None:
+            return None
+        try:
+            return self._events(self.parser.finish(), ending=True)
+        except ProxyError as err:
+            return self._fail_inline(err)
+
+    def fail(self, err: ProxyError) -> Awaitable[None] | None:
+        """The upstream connection failed after output started."""
+        return self._emit([ir.StreamError(err)]) if not self.finished else None
+
+    def collected(self) -> ir.Response:
+        assert self.collector is not None
+        return self.collector.result()
+
+    def _fail_inline(self, err: ProxyError) -> Awaitable[None] | None:
+        if not self.live and not self.sink.started:
+            self.abort = err
+            return None
+        return self._emit([ir.StreamError(err)])
+
+    def _events(self, events: list[sse.Event], ending: bool) -> Awaitable[None] | None:
+        decoded: list[ir.StreamEvent] = []
+        raw: list[sse.Event] = []
+        for event in events:
+            out = self.decoder.feed(event)
+            decoded += out
+            if self.passthrough and not any(isinstance(e, ir.StreamError) for e in out):
+                if self._forwardable(event, out):
+                    raw.append(event)
+        if ending:
+            decoded += self.decoder.finish()
+        for event in decoded:
+            if isinstance(event, ir.UsageUpdate):
+                self.usage = self.usage.merged(event.usage)
+        return self._dispatch(decoded, raw, ending)
+
+    def _forwardable(self, event: sse.Event, decoded: list[ir.StreamEvent]) -> bool:
+        if self.plan.client.format != "openai_chat" or self._want_usage:
+            return True
+        # The usage-only chunk exists because we asked for it; the client did not.
+        return not (decoded and all(isinstance(e, ir.UsageUpdate) for e in decoded))
+
+    def _dispatch(self, decoded: list[ir.StreamEvent], raw: list[sse.Event],
+                  ending: bool) -> Awaitable[None] | None:
+        error = next((e for e in decoded if isinstance(e, ir.StreamError)), None)
+        if error is not None and not self.live and not self.sink.started:
+            self.abort = error.error
+            return None
+        if self.collector is not None:
+            for event in decoded:
+                self.collector.feed(event)
+            return None
+        if error is not None:
+            self.stream_error = error.error
+        if self.passthrough:
+            # Upstream bytes go out as they came; only an error is re-rendered (never passed on).
+            wire = raw + (self._encode([error]) if error is not None else [])
+        else:
+            wire = self._encode(decoded)  # the encoder renders a StreamError itself
+        if any(not isinstance(e, _PREAMBLE) for e in decoded) or ending:
+            self.live = True
+        return self._emit_wire(wire, ending or error is not None)
+
+    def _encode(self, decoded: list[ir.StreamEvent]) -> list[sse.Event]:
+        assert self.encoder is not None
+        out: list[sse.Event] = []
+        for event in decoded:
+            out += self.encoder.feed(event)
+        return out
+
+    def _emit(self, decoded: list[ir.StreamEvent]) -> Awaitable[None] | None:
+        for event in decoded:
+            if isinstance(event, ir.StreamError):
+                self.stream_error = event.error
+        if self.collector is not None:
+            for event in decoded:
+                self.collector.feed(event)
+            return None
+        return self._emit_wire(self._encode(decoded), True)
+
+    def _emit_wire(self, wire: list[sse.Event], final: bool) -> Awaitable[None] | None:
+        if final and self.encoder is not None and not self.passthrough:
+            wire = wire + self.encoder.finish()
+        self.pending += wire
+        if final:
+            self.finished = True
+        if not (self.live or final) or not self.pending:
+            return None
+        out, self.pending = self.pending, []
+        return self.sink.send_events(out)
+
+
+async def _maybe(value: Awaitable[None] | None) -> None:
+    if value is not None:
+        await value
