@@ -13,7 +13,7 @@ from cliproxyd.providers.codex import CodexProvider
 from cliproxyd.providers.gemini import GeminiProvider
 from cliproxyd.providers.openai_compat import OpenAICompatProvider
 
-__all__ = ["Provider", "WireRequest", "provider_for", "PROVIDER_KINDS"]
+__all__ = ["PROVIDER_KINDS", "Provider", "WireRequest", "provider_for"]
 
 PROVIDER_KINDS = ("gemini", "claude", "codex", "openai_compat")
 

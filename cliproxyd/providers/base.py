@@ -14,16 +14,25 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from cliproxyd.errors import ErrorKind, ProxyError, kind_for_status
 from cliproxyd.routing.models import Credential
 
 __all__ = [
-    "WireRequest", "Provider", "json_body", "base_headers", "parse_json_error", "retry_after_header",
-    "parse_duration", "clean_message", "make_error", "MAX_MESSAGE",
+    "MAX_MESSAGE",
+    "Provider",
+    "WireRequest",
+    "base_headers",
+    "clean_message",
+    "json_body",
+    "make_error",
+    "parse_duration",
+    "parse_json_error",
+    "retry_after_header",
 ]
 
 MAX_MESSAGE = 500

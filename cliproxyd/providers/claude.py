@@ -13,14 +13,21 @@ seconds: it gets a 30-minute ``retry_after``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError
-from cliproxyd.providers.base import (WireRequest, base_headers, json_body, make_error,
-                                      parse_json_error, retry_after_header)
+from cliproxyd.providers.base import (
+    WireRequest,
+    base_headers,
+    json_body,
+    make_error,
+    parse_json_error,
+    retry_after_header,
+)
 from cliproxyd.routing.models import Credential
 
-__all__ = ["ClaudeProvider", "ANTHROPIC_VERSION"]
+__all__ = ["ANTHROPIC_VERSION", "ClaudeProvider"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 SPEND_LIMIT_RETRY = 30 * 60.0

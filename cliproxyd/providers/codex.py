@@ -12,14 +12,22 @@ sometimes ``{"detail": "..."}``.  `classify_openai_error` is shared with `openai
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError
-from cliproxyd.providers.base import (WireRequest, base_headers, json_body, make_error,
-                                      parse_duration, parse_json_error, retry_after_header)
+from cliproxyd.providers.base import (
+    WireRequest,
+    base_headers,
+    json_body,
+    make_error,
+    parse_duration,
+    parse_json_error,
+    retry_after_header,
+)
 from cliproxyd.routing.models import Credential
 
-__all__ = ["CodexProvider", "classify_openai_error", "QUOTA_RETRY"]
+__all__ = ["QUOTA_RETRY", "CodexProvider", "classify_openai_error"]
 
 QUOTA_RETRY = 30 * 60.0  # insufficient_quota does not clear in seconds: cool the key 30 min
 
@@ -92,7 +100,7 @@ class CodexProvider:
     def count_tokens_request(self, body: Mapping[str, Any], credential: Credential,
                              upstream_model: str) -> None:
         """No count endpoint upstream: the pipeline estimates locally."""
-        return None
+        return
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProxyError:
         """See `classify_openai_error`."""

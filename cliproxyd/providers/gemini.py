@@ -12,12 +12,20 @@ authentication (status kept) so the key is cooled down and the next one tried.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 from cliproxyd.errors import ErrorKind, ProxyError
-from cliproxyd.providers.base import (WireRequest, base_headers, json_body, make_error,
-                                      parse_duration, parse_json_error, retry_after_header)
+from cliproxyd.providers.base import (
+    WireRequest,
+    base_headers,
+    json_body,
+    make_error,
+    parse_duration,
+    parse_json_error,
+    retry_after_header,
+)
 from cliproxyd.routing.models import Credential
 
 __all__ = ["GeminiProvider"]

@@ -9,7 +9,8 @@ are OpenAI-shaped when the server is well behaved and anything at all otherwise;
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.errors import ProxyError
 from cliproxyd.providers.base import WireRequest, base_headers, json_body
@@ -46,7 +47,7 @@ class OpenAICompatProvider:
     def count_tokens_request(self, body: Mapping[str, Any], credential: Credential,
                              upstream_model: str) -> None:
         """No count endpoint: the pipeline estimates locally."""
-        return None
+        return
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProxyError:
         """See `codex.classify_openai_error`."""

@@ -32,25 +32,34 @@ import asyncio
 import base64
 import logging
 import socket
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tornado import httputil
 from tornado.httpclient import HTTPRequest, HTTPResponse
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
-from tornado.simple_httpclient import (HTTPStreamClosedError, HTTPTimeoutError,
-                                       SimpleAsyncHTTPClient, _HTTPConnection)
+from tornado.simple_httpclient import (
+    HTTPStreamClosedError,
+    HTTPTimeoutError,
+    SimpleAsyncHTTPClient,
+    _HTTPConnection,
+)
 from tornado.tcpclient import TCPClient
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.providers.base import WireRequest
-from cliproxyd.routing.pool import (CODE_CANCELLED, CODE_CONNECT_FAILED, CODE_STREAM_BROKEN,
-                                    CODE_TIMEOUT)
+from cliproxyd.routing.pool import (
+    CODE_CANCELLED,
+    CODE_CONNECT_FAILED,
+    CODE_STREAM_BROKEN,
+    CODE_TIMEOUT,
+)
 
-__all__ = ["Transport", "UpstreamCall", "UpstreamResponse", "ChunkCallback"]
+__all__ = ["ChunkCallback", "Transport", "UpstreamCall", "UpstreamResponse"]
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +142,7 @@ class UpstreamCall:
         if self._done.done():  # cancelled before the connection existed
             conn.abort("cancelled")
 
-    def _begin(self, fetch: "asyncio.Future[HTTPResponse]") -> None:
+    def _begin(self, fetch: asyncio.Future[HTTPResponse]) -> None:
         fetch.add_done_callback(self._fetched)
         self._arm(self._started + self._first_byte_timeout)
 
@@ -173,7 +182,7 @@ class UpstreamCall:
         elif line.strip():
             self._headers.parse_line(line)
 
-    def _on_body(self, chunk: bytes) -> "Awaitable[None] | None":
+    def _on_body(self, chunk: bytes) -> Awaitable[None] | None:
         self._last_activity = self._loop.time()
         self.bytes_received += len(chunk)
         if self._on_chunk is not None and self.status is not None and 200 <= self.status < 300:
@@ -184,7 +193,7 @@ class UpstreamCall:
                                   status=502))
         return None
 
-    def _deliver(self, chunk: bytes) -> "Awaitable[None] | None":
+    def _deliver(self, chunk: bytes) -> Awaitable[None] | None:
         """Hand a chunk to the consumer; its failure fails the call with its own error."""
         if self._done.done():
             return None
@@ -214,7 +223,7 @@ class UpstreamCall:
             self._paused -= 1
             self._last_activity = self._loop.time()
 
-    def _fetched(self, fetch: "asyncio.Future[HTTPResponse]") -> None:
+    def _fetched(self, fetch: asyncio.Future[HTTPResponse]) -> None:
         self._stop_timer()
         if self._done.done():
             return

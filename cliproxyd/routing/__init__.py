@@ -7,8 +7,21 @@ Public names: `catalog.ModelInfo`, `catalog.Thinking`, `models.Credential`, `mod
 """
 
 from cliproxyd.routing.catalog import ModelInfo, Thinking
-from cliproxyd.routing.models import Credential, ListedModel, ModelRegistry, build_registry
+from cliproxyd.routing.models import (
+           Credential,
+           ListedModel,
+           ModelRegistry,
+           build_registry,
+)
 from cliproxyd.routing.pool import Pool, should_retry
 
-__all__ = ["ModelInfo", "Thinking", "Credential", "ListedModel", "ModelRegistry",
-           "build_registry", "Pool", "should_retry"]
+__all__ = [
+           "Credential",
+           "ListedModel",
+           "ModelInfo",
+           "ModelRegistry",
+           "Pool",
+           "Thinking",
+           "build_registry",
+           "should_retry",
+]

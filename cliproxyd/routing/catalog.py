@@ -10,11 +10,11 @@ lists, plus the undated aliases Anthropic also accepts for the newest models.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Mapping
 
-__all__ = ["Thinking", "ModelInfo", "CATALOG", "KINDS", "builtin_models", "find_model", "generic_info"]
+__all__ = ["CATALOG", "KINDS", "ModelInfo", "Thinking", "builtin_models", "find_model", "generic_info"]
 
 KINDS = ("gemini", "claude", "codex", "openai_compat")
 
@@ -49,7 +49,7 @@ class ModelInfo:
     description: str = ""
     version: str = ""
 
-    def renamed(self, new_id: str) -> "ModelInfo":
+    def renamed(self, new_id: str) -> ModelInfo:
         """The same model under another client-visible id (an alias)."""
         return replace(self, id=new_id)
 

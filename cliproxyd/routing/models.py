@@ -25,17 +25,29 @@ Rules (issue 4, reference/cliproxyapi-translation.md §9.1–9.3):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats.reasoning import split_model_suffix
-from cliproxyd.routing.catalog import ModelInfo, builtin_models, find_model, generic_info
+from cliproxyd.routing.catalog import (
+    ModelInfo,
+    builtin_models,
+    find_model,
+    generic_info,
+)
 
 __all__ = [
-    "Credential", "ServedModel", "ListedModel", "ModelRegistry", "build_registry",
-    "credential_id", "glob_match", "DEFAULT_BASE_URLS",
+    "DEFAULT_BASE_URLS",
+    "Credential",
+    "ListedModel",
+    "ModelRegistry",
+    "ServedModel",
+    "build_registry",
+    "credential_id",
+    "glob_match",
 ]
 
 DEFAULT_BASE_URLS: Mapping[str, str] = MappingProxyType({
@@ -103,7 +115,8 @@ class ListedModel:
 
 def credential_id(kind: str, base_url: str, api_key: str, compat_name: str = "") -> str:
     """A stable, non-secret id: the same key at the same endpoint keeps its id across reloads."""
-    digest = hashlib.sha256("\0".join((kind, compat_name, base_url, api_key)).encode()).hexdigest()
+    material = f"{kind}\0{compat_name}\0{base_url}\0{api_key}"
+    digest = hashlib.sha256(material.encode()).hexdigest()
     return f"{kind}-{digest[:16]}"
 
 

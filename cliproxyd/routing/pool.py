@@ -33,16 +33,26 @@ key works, as CLIProxyAPI fails over on them).  400, 404, 413, 422 and other 4xx
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.routing.models import Credential
 
 __all__ = [
-    "Pool", "should_retry", "cooldown_for", "BACKOFF_BASE", "BACKOFF_CAP", "SERVER_ERROR_COOLDOWN",
-    "AUTH_COOLDOWN", "CONNECT_COOLDOWN", "CODE_CONNECT_FAILED", "CODE_TIMEOUT",
-    "CODE_STREAM_BROKEN", "CODE_CANCELLED", "STRATEGIES",
+    "AUTH_COOLDOWN",
+    "BACKOFF_BASE",
+    "BACKOFF_CAP",
+    "CODE_CANCELLED",
+    "CODE_CONNECT_FAILED",
+    "CODE_STREAM_BROKEN",
+    "CODE_TIMEOUT",
+    "CONNECT_COOLDOWN",
+    "SERVER_ERROR_COOLDOWN",
+    "STRATEGIES",
+    "Pool",
+    "cooldown_for",
+    "should_retry",
 ]
 
 STRATEGIES = ("round-robin", "fill-first")
@@ -179,7 +189,7 @@ class Pool:
 
     # -- reload and metrics ---------------------------------------------------------------------
 
-    def carry_over(self, old: "Pool") -> None:
+    def carry_over(self, old: Pool) -> None:
         """Take cooldown state and cursors from the previous runtime's pool (credential ids are
         stable, so state for keys still configured applies; state for removed keys is inert)."""
         self._states = {k: _State(s.until, s.backoff_step) for k, s in old._states.items()}

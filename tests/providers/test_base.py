@@ -7,8 +7,12 @@ import pytest
 
 from cliproxyd.formats import FORMAT_NAMES
 from cliproxyd.providers import PROVIDER_KINDS, provider_for
-from cliproxyd.providers.base import (WireRequest, clean_message, parse_duration,
-                                      retry_after_header)
+from cliproxyd.providers.base import (
+    WireRequest,
+    clean_message,
+    parse_duration,
+    retry_after_header,
+)
 
 
 @pytest.mark.parametrize("text,seconds", [

@@ -24,8 +24,12 @@ from tornado.tcpserver import TCPServer
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.providers.base import WireRequest
 from cliproxyd.providers.transport import Transport
-from cliproxyd.routing.pool import (CODE_CANCELLED, CODE_CONNECT_FAILED, CODE_STREAM_BROKEN,
-                                    CODE_TIMEOUT)
+from cliproxyd.routing.pool import (
+    CODE_CANCELLED,
+    CODE_CONNECT_FAILED,
+    CODE_STREAM_BROKEN,
+    CODE_TIMEOUT,
+)
 
 # Generous bounds on waits, never assertions about speed.
 LONG = 30.0

@@ -8,9 +8,19 @@ import pytest
 from cliproxyd.config import Config, ProviderKey
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.routing.models import build_registry
-from cliproxyd.routing.pool import (AUTH_COOLDOWN, BACKOFF_CAP, CODE_CANCELLED, CODE_CONNECT_FAILED,
-                                    CODE_STREAM_BROKEN, CODE_TIMEOUT, CONNECT_COOLDOWN,
-                                    SERVER_ERROR_COOLDOWN, Pool, cooldown_for, should_retry)
+from cliproxyd.routing.pool import (
+    AUTH_COOLDOWN,
+    BACKOFF_CAP,
+    CODE_CANCELLED,
+    CODE_CONNECT_FAILED,
+    CODE_STREAM_BROKEN,
+    CODE_TIMEOUT,
+    CONNECT_COOLDOWN,
+    SERVER_ERROR_COOLDOWN,
+    Pool,
+    cooldown_for,
+    should_retry,
+)
 
 MODEL = "gemini-2.5-pro"
 
@@ -205,7 +215,7 @@ def test_retry_policy(error, retry):
 
 
 def test_carry_over_keeps_cooldowns_across_reload():
-    reg, cands = three_keys()
+    _, cands = three_keys()
     old = Pool("round-robin")
     old.report(cands[0][0], MODEL, err(429, retry_after=100), 0.0)
     old.report(cands[1][0], MODEL, err(429), 0.0)
