@@ -62,6 +62,7 @@ class Provider(Protocol):
 
     kind: str  # gemini | claude | codex | openai_compat (= Credential.kind)
     format: str  # codec name: gemini | claude | openai_responses | openai_chat
+    stream_only: bool  # the upstream can only stream (the pipeline aggregates for plain clients)
 
     def build_request(self, body: Mapping[str, Any], credential: Credential,
                       upstream_model: str, stream: bool) -> WireRequest:

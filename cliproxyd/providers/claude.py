@@ -54,6 +54,7 @@ class ClaudeProvider:
 
     kind = "claude"
     format = "claude"
+    stream_only = False
 
     def _headers(self, credential: Credential, stream: bool) -> dict[str, str]:
         auth = {"x-api-key": credential.api_key, "anthropic-version": ANTHROPIC_VERSION}

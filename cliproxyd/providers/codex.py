@@ -87,6 +87,7 @@ class CodexProvider:
 
     kind = "codex"
     format = "openai_responses"
+    stream_only = False
 
     def build_request(self, body: Mapping[str, Any], credential: Credential,
                       upstream_model: str, stream: bool) -> WireRequest:

@@ -50,6 +50,7 @@ class GeminiProvider:
 
     kind = "gemini"
     format = "gemini"
+    stream_only = False
 
     def _url(self, credential: Credential, model: str, action: str) -> str:
         return f"{credential.base_url}/v1beta/models/{quote(model, safe='')}:{action}"

@@ -25,6 +25,7 @@ class OpenAICompatProvider:
 
     kind = "openai_compat"
     format = "openai_chat"
+    stream_only = False
 
     def build_request(self, body: Mapping[str, Any], credential: Credential,
                       upstream_model: str, stream: bool) -> WireRequest:

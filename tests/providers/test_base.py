@@ -48,6 +48,7 @@ def test_wire_request_repr_hides_auth():
 def test_every_provider_has_the_interface(kind):
     p = provider_for(kind)
     assert p.kind == kind and p.format in FORMAT_NAMES
+    assert p.stream_only is False  # every API-key upstream answers plain requests too
     for name in ("build_request", "count_tokens_request", "classify_error"):
         assert callable(getattr(p, name))
 
