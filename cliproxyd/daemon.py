@@ -30,6 +30,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 
 from cliproxyd.app import make_app
+from cliproxyd.confdiff import diff
 from cliproxyd.config import Config, ConfigError, load_config
 from cliproxyd.handlers.base import server_body_limit
 from cliproxyd.runtime import AppState, Runtime, RuntimeRef
@@ -230,10 +231,6 @@ class Daemon:
     _failed_status = "reload failed"
 
     def _log_diff(self, old: Config, new: Config) -> None:
-        try:
-            from cliproxyd.confdiff import diff
-        except ImportError:  # confdiff not written yet
-            return
         for line in diff(old, new):
             log.info("config change: %s", line)
 

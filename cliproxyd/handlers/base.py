@@ -24,14 +24,8 @@ from tornado import httputil, web
 from tornado.ioloop import IOLoop
 
 from cliproxyd import access
-from cliproxyd.errors import (
-    ErrorKind,
-    ProxyError,
-    anthropic_type_for,
-    google_status_for,
-    kind_for_status,
-    openai_type_for,
-)
+from cliproxyd.errors import ErrorKind, ProxyError, anthropic_type_for, kind_for_status, openai_type_for
+from cliproxyd.formats import codec
 from cliproxyd.runtime import AppState, Runtime, RuntimeRef
 from cliproxyd.secrets import verify_secret
 
@@ -42,44 +36,21 @@ log = logging.getLogger(__name__)
 _TOO_LARGE_ATTR = "_cliproxyd_body_too_large"
 
 
-def _fallback_body(fmt: str | None, err: ProxyError) -> dict[str, Any]:
-    """The error body when the format's codec is not available: each format's documented shape."""
-    if fmt == "claude":
-        return {"type": "error", "error": {"type": anthropic_type_for(err), "message": err.message}}
-    if fmt == "gemini":
-        return {
-            "error": {"code": err.status, "message": err.message, "status": google_status_for(err.status)}
-        }
-    return {"error": {"message": err.message, "type": openai_type_for(err)}}
-
-
 def render_error_body(fmt: str | None, err: ProxyError) -> dict[str, Any]:
     """The JSON body for ``err`` in client format ``fmt`` (None: the contract's plain shape).
 
-    The codec's `render_error` decides the body; the contract's ``error.message`` and
-    ``error.type`` are then guaranteed present, so every body is a superset of the contract's.
+    The format's codec (`formats.<fmt>.render_error`) decides the body; the contract's
+    ``error.message`` and ``error.type`` are then guaranteed present (Gemini's error object has
+    no ``type`` of its own), so every body is a superset of the contract's.
     """
-    body: dict[str, Any] | None = None
-    if fmt is not None:
-        body = _codec_render(fmt, err)
-    if body is None:
-        body = _fallback_body(fmt, err)
+    if fmt is None:
+        return {"error": {"message": err.message, "type": openai_type_for(err)}}
+    body = dict(codec(fmt).render_error(err))
     inner = body.get("error")
     if isinstance(inner, dict):
         inner.setdefault("message", err.message)
         inner.setdefault("type", anthropic_type_for(err) if fmt == "claude" else openai_type_for(err))
     return body
-
-
-def _codec_render(fmt: str, err: ProxyError) -> dict[str, Any] | None:
-    from cliproxyd.formats import codec
-
-    try:
-        module = codec(fmt)
-    except ImportError:  # codec not written yet (remove once every format module exists)
-        return None
-    render = getattr(module, "render_error", None)
-    return dict(render(err)) if render is not None else None
 
 
 def _error_from_http(status: int, reason: str | None) -> ProxyError:
