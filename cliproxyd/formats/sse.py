@@ -79,6 +79,7 @@ class Parser:
         self._buf = bytearray()
         self._bom_checked = False
         self._skip_lf = False  # the previous chunk ended in CR: a leading LF belongs to it
+        self._scanned = 0  # bytes of _buf already known to hold no line end
         self._reset_event()
 
     def _reset_event(self) -> None:
@@ -108,6 +109,7 @@ class Parser:
         if not self.strict:
             out += self._dispatch()
         self._buf.clear()
+        self._scanned = 0
         self._reset_event()
         return out
 
@@ -126,15 +128,17 @@ class Parser:
         out: list[Event] = []
         pos = 0
         buf = self._buf
-        while True:
-            m = _LINE_END.search(buf, pos)
-            if m is None:
-                break
+        # The unfinished line kept from earlier chunks holds no line end: scan only new bytes,
+        # so a long line arriving in many chunks costs linear, not quadratic, time.
+        m = _LINE_END.search(buf, self._scanned)
+        while m is not None:
             if m.group() == b"\r" and m.end() == len(buf):
                 self._skip_lf = True  # maybe the CR of a CRLF split across chunks
             out += self._line(bytes(buf[pos:m.start()]))
             pos = m.end()
+            m = _LINE_END.search(buf, pos)
         del buf[:pos]
+        self._scanned = len(buf)
         if len(buf) > self.max_size:
             raise _too_large("line", self.max_size)
         return out
