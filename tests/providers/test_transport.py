@@ -395,3 +395,33 @@ def test_consumer_error_fails_the_call_with_that_error_and_closes_upstream():
     err, headers = run(scenario)
     assert err.message == "malformed upstream stream"
     assert headers["content-type"].startswith("text/html")  # headers seen before the body
+
+
+def test_buffered_body_over_the_limit_fails_instead_of_growing():
+    async def scenario(t, base, state):
+        small = Transport(max_response_bytes=10)
+        try:
+            with pytest.raises(ProxyError) as info:
+                await small.send(wire(base + "/stream"), connect_timeout=5,
+                                 first_byte_timeout=LONG, idle_timeout=LONG)
+        finally:
+            small.close()
+        return info.value
+
+    err = run(scenario)
+    assert err.status == 502 and "too large" in err.message
+
+
+def test_connect_timeout_maps_to_504_connect_failure():
+    # Reaching a real connect timeout needs a non-local address; the mapping is checked directly.
+    from tornado.simple_httpclient import HTTPTimeoutError
+
+    from cliproxyd.providers.transport import UpstreamCall
+
+    async def main():
+        call = UpstreamCall(None, LONG, LONG, 1024)
+        return call._map_failure(HTTPTimeoutError("Timeout while connecting"))
+
+    err = asyncio.run(main())
+    assert err.status == 504 and err.kind is ErrorKind.UPSTREAM_TIMEOUT
+    assert err.code == CODE_CONNECT_FAILED
