@@ -85,6 +85,8 @@ class StreamDecoder:
         parts = get(get(cand, "content"), "parts") or []
         for i, part in enumerate(parts if isinstance(parts, list) else []):
             out += self._part(part, i)
+            if self._failed:
+                return out
         finish = get(cand, "finishReason")
         blocked = get(get(chunk, "promptFeedback"), "blockReason") if not candidates else None
         usage = get(chunk, "usageMetadata")

@@ -78,7 +78,8 @@ def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.R
     """A Gemini ``GenerateContentRequest`` → IR (``model`` comes from the URL)."""
     if not isinstance(body, Mapping):
         raise bad("request body must be a JSON object", "body")
-    fields: dict[str, Any] = {"model": _model_name(model or body.get("model") or "")}
+    body_model = body.get("model") if isinstance(body.get("model"), str) else ""
+    fields: dict[str, Any] = {"model": _model_name(model or body_model)}
     fields["messages"] = _decode_contents(get(body, "contents"))
     fields["system"] = _decode_system(get(body, "systemInstruction"))
     tools, extra_tools = _decode_tools(get(body, "tools"))
@@ -108,7 +109,7 @@ def _decode_contents(contents: Any) -> tuple[ir.Message, ...]:
         if not isinstance(content, Mapping):
             raise bad(f"{where} must be an object", where)
         role = get(content, "role")
-        if role not in _ROLES:
+        if not (role is None or isinstance(role, str)) or role not in _ROLES:
             raise bad(f"{where}.role must be 'user' or 'model'", f"{where}.role")
         parts = get(content, "parts")
         if not isinstance(parts, list):
@@ -178,6 +179,10 @@ def _decode_tool_config(config: Any, extras: dict[str, Any]) -> ir.ToolChoice | 
     fcc = get(config, "functionCallingConfig")
     if not isinstance(config, Mapping) or (fcc is not None and not isinstance(fcc, Mapping)):
         raise bad("toolConfig.functionCallingConfig must be an object", "toolConfig")
+    if set(config) - {"functionCallingConfig", "function_calling_config"}:
+        extras["toolConfig"] = _camel_keys(config)  # e.g. retrievalConfig: kept for Gemini
+    if fcc is None:
+        return None
     mode = str(get(fcc, "mode") or "AUTO").upper()
     allowed = get(fcc, "allowedFunctionNames") or []
     choice = {"AUTO": ir.ToolChoice("auto"), "NONE": ir.ToolChoice("none"),
@@ -186,8 +191,7 @@ def _decode_tool_config(config: Any, extras: dict[str, Any]) -> ir.ToolChoice | 
         raise bad(f"unknown functionCallingConfig.mode {mode!r}", "toolConfig")
     if mode == "ANY" and isinstance(allowed, list) and len(allowed) == 1:
         choice = ir.ToolChoice("tool", name=str(allowed[0]))
-    elif allowed or mode == "VALIDATED" or set(config) - {"functionCallingConfig",
-                                                         "function_calling_config"}:
+    elif allowed or mode == "VALIDATED":
         extras["toolConfig"] = _camel_keys(config)  # more than ToolChoice says: keep for Gemini
     return choice
 
@@ -261,6 +265,9 @@ def _decode_response_format(config: Mapping[str, Any], extras: dict[str, Any]):
     mime = get(config, "responseMimeType")
     json_schema = get(config, "responseJsonSchema", get(config, "_responseJsonSchema"))
     schema = get(config, "responseSchema")
+    for value, key in ((json_schema, "responseJsonSchema"), (schema, "responseSchema")):
+        if value is not None and not isinstance(value, Mapping):
+            raise bad(f"generationConfig.{key} must be an object", f"generationConfig.{key}")
     if json_schema is not None:
         return ir.ResponseFormat("json_schema", schema=json_schema)
     if schema is not None:

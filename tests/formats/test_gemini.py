@@ -383,6 +383,63 @@ def test_snake_case_gemini_only_fields_come_back_camel_case():
     assert out["labels"] == {"cost_center": "x_y"}  # user-named keys are left alone
 
 
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from([
+        "contents", "role", "parts", "text", "thought", "inlineData", "inline_data", "mimeType",
+        "data", "fileData", "fileUri", "functionCall", "functionResponse", "name", "args", "id",
+        "response", "generationConfig", "thinkingConfig", "thinkingBudget", "thinkingLevel",
+        "stopSequences", "maxOutputTokens", "candidateCount", "responseSchema", "tools",
+        "functionDeclarations", "parameters", "toolConfig", "functionCallingConfig", "mode",
+        "allowedFunctionNames", "systemInstruction", "model", "user"]), c, max_size=5),
+    max_leaves=25)
+
+
+_part = st.dictionaries(st.sampled_from(
+    ["text", "thought", "thoughtSignature", "inlineData", "fileData", "functionCall",
+     "functionResponse", "executableCode"]), _json | st.text(max_size=3), max_size=3)
+_bodies = st.fixed_dictionaries(
+    {"contents": st.lists(st.fixed_dictionaries(
+        {"parts": st.lists(_part, max_size=3) | _json},
+        optional={"role": st.sampled_from(["user", "model", "function"]) | _json}),
+        min_size=1, max_size=3)},
+    optional={"generationConfig": st.dictionaries(st.sampled_from(
+        ["temperature", "maxOutputTokens", "stopSequences", "candidateCount", "thinkingConfig",
+         "responseMimeType", "responseSchema", "responseJsonSchema", "seed", "topK"]), _json),
+        "tools": st.lists(st.dictionaries(st.sampled_from(
+            ["functionDeclarations", "googleSearch"]), st.lists(_json, max_size=2) | _json)),
+        "toolConfig": _json, "systemInstruction": _json, "model": _json})
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json | _bodies)
+def test_any_json_body_decodes_or_is_a_400(body):
+    try:
+        gemini.decode_request(body, model="m")
+    except ProxyError as exc:
+        assert exc.kind is ErrorKind.INVALID_REQUEST
+
+
+_answers = st.fixed_dictionaries({}, optional={
+    "candidates": st.lists(st.fixed_dictionaries({}, optional={
+        "content": st.fixed_dictionaries({"parts": st.lists(_part, max_size=3) | _json}) | _json,
+        "finishReason": st.sampled_from(["STOP", "MAX_TOKENS"]) | _json}), max_size=2) | _json,
+    "usageMetadata": st.dictionaries(st.sampled_from(
+        ["promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount"]), _json) | _json,
+    "promptFeedback": _json, "responseId": _json, "modelVersion": _json, "error": _json})
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json | _answers)
+def test_any_json_answer_decodes_or_is_upstream_error(body):
+    for decode in (gemini.decode_response, lambda b: gemini.StreamDecoder().feed(
+            sse.Event(json.dumps(b)))):
+        try:
+            decode(body)
+        except ProxyError as exc:
+            assert exc.kind is ErrorKind.UPSTREAM_ERROR
+
+
 def test_unmodelled_parts_and_fields_do_not_break_decoding():
     body = {"contents": [{"role": "model", "parts": [
         {"executableCode": {"language": "PYTHON", "code": "print(1)"}}, {"text": "ok"}]}],
@@ -577,6 +634,17 @@ def test_stream_decoder_blocked_prompt_and_late_usage():
                                         native_stop_reason="PROHIBITED_CONTENT")
     late = dec.feed(sse.Event(json.dumps({"usageMetadata": {"promptTokenCount": 6}})))
     assert late == [ir.UsageUpdate(ir.Usage(input_tokens=6))]
+    assert dec.finish() == []
+
+
+def test_stream_decoder_malformed_part_ends_the_stream():
+    dec = gemini.StreamDecoder()
+    chunk = {"candidates": [{"content": {"parts": [{"text": "a"}, {"inlineData": 7},
+                                                   {"text": "b"}]}, "finishReason": "STOP"}]}
+    events = dec.feed(sse.Event(json.dumps(chunk)))
+    assert events[:3] == [ir.MessageStart(), ir.BlockStart(0, "text"), ir.TextDelta(0, "a")]
+    assert isinstance(events[3], ir.StreamError) and len(events) == 4
+    assert events[3].error.kind is ErrorKind.UPSTREAM_ERROR
     assert dec.finish() == []
 
 
