@@ -23,6 +23,9 @@ Rules worth knowing (each tested in tests/formats/test_claude.py):
 * Server tools (``web_search_20250305`` ...) live in ``extras["tools"]`` and are written only by
   this codec; other top-level fields are restored only if Anthropic defines them.
 * Usage: IR input = input + cache_read + cache_creation; back: input − cached − creation.
+* Other formats' quirks are smoothed on encode: temperature is clamped to Anthropic's 0..1, tool
+  ids are made ``[a-zA-Z0-9_-]``, tool results are put first in their user turn, empty text and
+  unsigned thinking blocks (Anthropic rejects both in requests) are dropped.
 """
 
 from __future__ import annotations
