@@ -1147,3 +1147,37 @@ def test_gemini_client_json_array_stream(upstream):
     assert "".join(p.text for p in resp.parts if isinstance(p, ir.TextPart)) == "".join(STREAM_TEXT)
     assert [(p.name, json.loads(p.arguments)) for p in resp.parts
             if isinstance(p, ir.ToolCallPart)] == [("get_weather", {"city": "Paris"})]
+
+
+def wire_invariants(fmt: str, raw: bytes, include_usage: bool) -> None:
+    """Format rules of the client's stream that SDK parsers rely on."""
+    events = sse.Parser().feed(raw)
+    datas = [json.loads(e.data) for e in events if e.data != "[DONE]"]
+    if fmt in ("claude", "openai_responses"):  # named events: the name repeats data.type
+        assert [e.event for e in events] == [d["type"] for d in datas]
+    if fmt == "openai_responses":
+        assert [d["sequence_number"] for d in datas] == list(range(len(datas)))
+        assert datas[0]["type"] == "response.created"
+    elif fmt == "claude":
+        assert datas[0]["type"] == "message_start" and datas[-1]["type"] == "message_stop"
+        starts = [d["index"] for d in datas if d["type"] == "content_block_start"]
+        assert starts == list(range(len(starts)))
+    elif fmt == "openai_chat":
+        assert len({d["id"] for d in datas}) == 1
+        assert datas[0]["choices"][0]["delta"]["role"] == "assistant"
+        usage_chunks = [d for d in datas if not d["choices"]]
+        assert len(usage_chunks) == (1 if include_usage else 0)
+        assert all("error" not in d for d in datas)
+    else:
+        assert "usageMetadata" in datas[-1]
+
+
+@pairs
+@pytest.mark.parametrize("include_usage", [True, False], ids=["usage", "no-usage"])
+def test_client_stream_wire_rules(client, upstream, include_usage):
+    body = stream_body(client)
+    if client == "openai_chat" and not include_usage:
+        body.pop("stream_options")
+    request = decode_client(client, body, stream=True)
+    client_bytes, _ = run_stream(client, upstream, request)
+    wire_invariants(client, client_bytes, include_usage)
