@@ -31,9 +31,11 @@ __all__ = ["ANTHROPIC_VERSION", "ClaudeProvider"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 SPEND_LIMIT_RETRY = 30 * 60.0
-# Fields /v1/messages/count_tokens accepts; anything else there is a 400 ("Extra inputs are not
-# permitted"), so generation-only fields (max_tokens, stream, temperature, metadata) are dropped.
-_COUNT_FIELDS = ("messages", "system", "tools", "tool_choice", "thinking", "mcp_servers")
+# Fields /v1/messages/count_tokens accepts (anthropic SDK MessageCountTokensParams); anything else
+# is a 400 ("Extra inputs are not permitted"), so generation-only fields (max_tokens, stream,
+# temperature, metadata) are dropped.
+_COUNT_FIELDS = ("messages", "system", "tools", "tool_choice", "thinking", "cache_control",
+                 "output_config")
 
 _TYPE_KIND = {
     "invalid_request_error": ErrorKind.INVALID_REQUEST,

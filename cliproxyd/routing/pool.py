@@ -62,6 +62,7 @@ SERVER_ERROR_COOLDOWN = 60.0
 AUTH_COOLDOWN = 30 * 60.0
 CONNECT_COOLDOWN = 5.0
 _MAX_CURSORS = 4096  # cap on round-robin cursors, as CLIProxyAPI does
+_MAX_STATES = 4096  # past this many (credential, model) entries, expired ones are dropped
 
 # ProxyError.code values the transport sets; they tell a transport failure from an upstream status.
 CODE_CONNECT_FAILED = "upstream_connect_failed"
@@ -185,6 +186,8 @@ class Pool:
         state.backoff_step = state.backoff_step + 1 if is_backoff else state.backoff_step
         state.until = max(state.until, now + seconds)
         self._states[key] = state
+        if len(self._states) > _MAX_STATES:
+            self.prune(now)
         return seconds
 
     # -- reload and metrics ---------------------------------------------------------------------

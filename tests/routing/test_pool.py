@@ -258,3 +258,13 @@ def test_prune_drops_expired_state_but_keeps_backoff_history():
 def test_unknown_strategy_rejected():
     with pytest.raises(ValueError):
         Pool("random")
+
+
+def test_state_table_prunes_itself_when_large():
+    _, cands = three_keys()
+    pool = Pool()
+    cred = cands[0][0]
+    for n in range(5000):
+        pool.report(cred, f"model-{n}", err(500), float(n))  # each expires 60 s later
+    assert len(pool._states) <= 4097
+    assert pool.available_at(cred, "model-4999", 4999.0) == 4999.0 + SERVER_ERROR_COOLDOWN
