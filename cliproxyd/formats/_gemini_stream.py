@@ -83,6 +83,8 @@ class StreamDecoder:
         candidates = get(chunk, "candidates") or []
         cand = candidates[0] if isinstance(candidates, list) and candidates else {}
         parts = get(get(cand, "content"), "parts") or []
+        if self._stopped:
+            parts = []  # nothing may follow MessageStop but usage
         for i, part in enumerate(parts if isinstance(parts, list) else []):
             out += self._part(part, i)
             if self._failed:

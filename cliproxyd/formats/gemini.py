@@ -398,17 +398,30 @@ def _encode_tools(request: ir.Request) -> list[dict[str, Any]]:
         decl: dict[str, Any] = {"name": sanitize_function_name(tool.name)}
         if tool.description:
             decl["description"] = tool.description
-        params = clean(tool.parameters) if tool.parameters is not None else {}
-        if params.get("properties") or params.get("type") not in (None, "OBJECT"):
-            # Gemini rejects an OBJECT schema without properties: omit parameters instead.
-            decl["parameters"] = params if params.get("type") == "OBJECT" else {
-                "type": "OBJECT", "properties": {"value": params}, "required": ["value"]}
+        params = _parameters(tool.parameters)
+        if params is not None:
+            decl["parameters"] = params
         for key in _DECL_EXTRAS:
             if key in tool.extras:
                 decl[key] = tool.extras[key]
         decls.append(decl)
     out: list[dict[str, Any]] = [{"functionDeclarations": decls}] if decls else []
     return out + list(request.extras.get("tools", ()))
+
+
+def _parameters(schema: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``parameters`` for a tool's JSON Schema, or None when it takes no arguments (Gemini
+    rejects an OBJECT schema without properties, so the key is omitted)."""
+    if not schema:
+        return None
+    root = dict(schema)
+    if not any(k in root for k in ("type", "$ref", "anyOf", "oneOf", "allOf", "const", "enum")):
+        root["type"] = "object"  # function arguments are an object even when unsaid
+    params = clean(root)
+    if params.get("type") == "OBJECT":
+        return params if params.get("properties") else None
+    # Gemini requires an OBJECT root: wrap anything else as the single argument "value".
+    return {"type": "OBJECT", "properties": {"value": params}, "required": ["value"]}
 
 
 def _encode_tool_config(request: ir.Request) -> dict[str, Any] | None:

@@ -264,10 +264,16 @@ def test_sanitize_function_name(name, expected):
 
 def test_parameterless_tools_omit_parameters():
     tools = (ir.Tool("a", parameters={"type": "object", "properties": {}}), ir.Tool("b"),
-             ir.Tool("c", parameters={"type": "object", "additionalProperties": False}))
+             ir.Tool("c", parameters={"type": "object", "additionalProperties": False}),
+             ir.Tool("d", parameters={}),
+             ir.Tool("e", parameters={"properties": {"x": {"type": "string"}}}),
+             ir.Tool("f", parameters={"type": "string"}))
     decls = gemini.encode_request(_req(ir.Message("user", (ir.TextPart("q"),)), tools=tools),
                                   model="m")["tools"][0]["functionDeclarations"]
-    assert decls == [{"name": "a"}, {"name": "b"}, {"name": "c"}]
+    assert decls[:4] == [{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}]
+    assert decls[4]["parameters"] == {"type": "OBJECT", "properties": {"x": {"type": "STRING"}}}
+    assert decls[5]["parameters"] == {"type": "OBJECT", "properties": {
+        "value": {"type": "STRING"}}, "required": ["value"]}
 
 
 @pytest.mark.parametrize("choice,config", [
@@ -632,7 +638,9 @@ def test_stream_decoder_blocked_prompt_and_late_usage():
     events = dec.feed(sse.Event(json.dumps(blocked)))
     assert events[-1] == ir.MessageStop(ir.StopReason.CONTENT_FILTER,
                                         native_stop_reason="PROHIBITED_CONTENT")
-    late = dec.feed(sse.Event(json.dumps({"usageMetadata": {"promptTokenCount": 6}})))
+    late = dec.feed(sse.Event(json.dumps({"usageMetadata": {"promptTokenCount": 6},
+                                          "candidates": [{"content": {"parts": [
+                                              {"text": "after the end"}]}}]})))
     assert late == [ir.UsageUpdate(ir.Usage(input_tokens=6))]
     assert dec.finish() == []
 
