@@ -19,22 +19,22 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from cliproxyd.errors import ErrorKind, ProxyError
 
 __all__ = [
-    "MAX_FAILURES",
-    "LOCKOUT_SECONDS",
     "AUTH_FAILED_MESSAGE",
-    "client_key_candidates",
-    "match_client_key",
-    "check_client",
-    "management_key",
-    "is_loopback",
+    "LOCKOUT_SECONDS",
+    "MAX_FAILURES",
     "Lockout",
+    "check_client",
     "check_management_precondition",
+    "client_key_candidates",
+    "is_loopback",
+    "management_key",
+    "match_client_key",
 ]
 
 MAX_FAILURES = 5

@@ -65,7 +65,7 @@ def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
         runtime_ref,
         state,
         default_handler_class=NotFoundHandler,
-        default_handler_args=dict(runtime_ref=runtime_ref, state=state, route="unmatched"),
+        default_handler_args={"runtime_ref": runtime_ref, "state": state, "route": "unmatched"},
         log_function=log_request(state),
         compress_response=False,
     )

@@ -19,11 +19,11 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from cliproxyd import __version__
 
-__all__ = ["main", "find_config", "EXIT_USAGE"]
+__all__ = ["EXIT_USAGE", "find_config", "main"]
 
 EXIT_USAGE = 64
 EXIT_CONFIG = 78

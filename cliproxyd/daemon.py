@@ -35,7 +35,7 @@ from cliproxyd.config import Config, ConfigError, load_config
 from cliproxyd.handlers.base import server_body_limit
 from cliproxyd.runtime import AppState, Runtime, RuntimeRef
 
-__all__ = ["Daemon", "StartupError", "build_ssl_context", "EXIT_OK", "EXIT_LISTEN", "EXIT_CONFIG"]
+__all__ = ["EXIT_CONFIG", "EXIT_LISTEN", "EXIT_OK", "Daemon", "StartupError", "build_ssl_context"]
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +213,15 @@ class Daemon:
         try:
             new = load_config(self.config_path)
             ssl_ctx = build_ssl_context(new)
-            runtime = Runtime.build(new)
+            runtime = Runtime.build(new, previous=self.runtime_ref.current)
         except ConfigError as err:
             for problem in err.problems:
                 log.error("reload failed: %s", problem)
             self._failed_status = f"reload failed: {err.problems[0] if err.problems else err}"
+            return False
+        except Exception:  # a bug while building the runtime must not take the daemon down
+            log.exception("reload failed: cannot build the new runtime; keeping the old one")
+            self._failed_status = "reload failed: internal error (see the log)"
             return False
         for warning in new.warnings:
             log.warning("%s", warning)
@@ -275,7 +279,8 @@ class Daemon:
         for server in servers:
             try:
                 await asyncio.wait_for(server.close_all_connections(), _CLOSE_GRACE)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("some connections did not close in time")
+        self.state.close()
         log.info("stopped")
 

@@ -9,7 +9,7 @@ routes come from the route table's names and methods from a fixed set, never fro
 from __future__ import annotations
 
 import platform
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,7 +23,7 @@ from prometheus_client import (
 
 from cliproxyd import __version__
 
-__all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 RELOAD_RESULTS = ("success", "failure")

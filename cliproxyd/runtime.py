@@ -23,7 +23,7 @@ from cliproxyd.providers.transport import Transport
 from cliproxyd.routing.models import ModelRegistry, build_registry
 from cliproxyd.routing.pool import Pool
 
-__all__ = ["Runtime", "RuntimeRef", "InFlight", "AppState"]
+__all__ = ["AppState", "InFlight", "Runtime", "RuntimeRef"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Runtime:
     pool: Pool
 
     @classmethod
-    def build(cls, config: Config, previous: "Runtime | None" = None) -> "Runtime":
+    def build(cls, config: Config, previous: Runtime | None = None) -> Runtime:
         """Build the runtime for ``config``; raises on anything the config alone cannot catch.
 
         With ``previous`` (a reload), credentials still configured keep their cooldowns.
@@ -62,7 +62,7 @@ class InFlight:
 
     def __init__(self) -> None:
         self._tokens: set[int] = set()
-        self._idle: "asyncio.Event | None" = None
+        self._idle: asyncio.Event | None = None
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -83,7 +83,7 @@ class InFlight:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             self._idle = None
@@ -112,7 +112,7 @@ class AppState:
             self._transport = None
 
     @classmethod
-    def create(cls) -> "AppState":
+    def create(cls) -> AppState:
         state = cls(metrics=Metrics(), lockout=Lockout(), inflight=InFlight())
         state.metrics.track_in_flight(lambda: len(state.inflight))
         return state

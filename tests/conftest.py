@@ -12,7 +12,7 @@ import pytest
 # sub-folder; make sure its folder is importable whatever pytest's import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Daemon  # noqa: E402
+from harness import Daemon
 
 
 @pytest.fixture

@@ -23,9 +23,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Self
 
 import yaml
 
@@ -177,15 +178,14 @@ class Daemon:
     def spawn(self, *args: str) -> subprocess.Popen:
         """Start the process without waiting for READY (for start-up failure tests)."""
         self.notify = NotifySocket()
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cliproxyd", "--config", str(self.config_path), *args],
-            cwd=self.workdir, env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cliproxyd", "--config", str(self.config_path), *args],
+                cwd=self.workdir, env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
+            )
         return self.proc
 
-    def start(self) -> "Daemon":
+    def start(self) -> Self:
         """Start and wait for READY=1; raises with the logs if the daemon exits or never gets ready."""
         self.spawn()
         assert self.notify is not None
@@ -261,8 +261,9 @@ class Daemon:
         finally:
             conn.close()
 
-    def __enter__(self) -> "Daemon":
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -23,7 +23,7 @@ def run(*args: str, cwd: Path | None = None, stdin: str = "", env: dict | None =
     full_env["PYTHONPATH"] = str(REPO)
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "cliproxyd", *args], cwd=cwd or REPO, input=stdin,
-                          capture_output=True, text=True, env=full_env, timeout=60)
+                          capture_output=True, text=True, env=full_env, timeout=60, check=False)
 
 
 def write(path: Path, text: str) -> Path:

@@ -8,7 +8,6 @@ import socket
 import time
 
 import pytest
-
 from harness import count, free_port
 
 KEY = "sk-test-old-0123456789"
@@ -108,7 +107,7 @@ def test_sigterm_lets_a_slow_in_flight_request_finish(daemon):
 def _wait_in_flight(d, n: int) -> None:
     for _ in range(600):
         metrics = d.request("GET", "/metrics").body.decode()
-        found = re.search(r"^cliproxyd_http_requests_in_flight (\S+)$", metrics, re.M)
+        found = re.search(r"^cliproxyd_http_requests_in_flight (\S+)$", metrics, re.MULTILINE)
         if found and float(found.group(1)) >= n:
             return
         time.sleep(0.05)

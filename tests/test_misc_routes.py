@@ -65,7 +65,7 @@ def test_metrics_exposition(daemon):
     assert any(name == "python_info" for name, _ in samples)
     build = [labels for name, labels in samples if name == "cliproxyd_build_info"]
     assert build and ("version", __version__) in build[0]
-    assert re.search(r'^cliproxyd_config_reloads_total\{result="success"\} 0\.0$', text, re.M)
+    assert re.search(r'^cliproxyd_config_reloads_total\{result="success"\} 0\.0$', text, re.MULTILINE)
 
 
 def test_metrics_require_auth(daemon):
@@ -79,7 +79,7 @@ def test_reload_counter_counts_successes(daemon):
     d.reload()
     d.reload()
     text = d.request("GET", "/metrics").body.decode()
-    assert re.search(r'^cliproxyd_config_reloads_total\{result="success"\} 2\.0$', text, re.M)
+    assert re.search(r'^cliproxyd_config_reloads_total\{result="success"\} 2\.0$', text, re.MULTILINE)
 
 
 def test_each_app_has_its_own_registry():

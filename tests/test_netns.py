@@ -54,8 +54,9 @@ class Namespace:
             _ip("netns", "exec", self.name, "ip", *args)
 
     def destroy(self) -> None:
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
-        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
+        # Either may already be gone (deleting the namespace removes the veth pair).
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, check=False)
 
     def request(self, port: int, method: str, path: str, headers: dict[str, str] | None = None) -> dict:
         """One HTTP request from inside the namespace to the host side of the veth pair."""

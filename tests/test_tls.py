@@ -7,6 +7,7 @@ import datetime
 import ipaddress
 import socket
 import ssl
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -18,7 +19,7 @@ def make_cert(directory, name: str, common_name: str) -> tuple[str, str, bytes]:
     """A self-signed cert for 127.0.0.1/localhost: (cert path, key path, DER bytes)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -45,9 +46,9 @@ def served_cert(port: int) -> bytes:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
-        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            return tls.getpeercert(binary_form=True)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        return tls.getpeercert(binary_form=True)
 
 
 def trusting(cert_path: str) -> ssl.SSLContext:
@@ -87,8 +88,8 @@ def test_certificate_rotation_on_sighup(daemon, tmp_path):
     rotated_dir = tmp_path / "rotated"
     rotated_dir.mkdir()
     new_cert, new_key, der_two = make_cert(rotated_dir, "live", "second")
-    (tmp_path / "live.crt").write_bytes(open(new_cert, "rb").read())
-    (tmp_path / "live.key").write_bytes(open(new_key, "rb").read())
+    (tmp_path / "live.crt").write_bytes(Path(new_cert).read_bytes())
+    (tmp_path / "live.key").write_bytes(Path(new_key).read_bytes())
     assert "serving https" in d.reload()
 
     assert served_cert(d.port) == der_two != der_one

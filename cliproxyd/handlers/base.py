@@ -18,13 +18,20 @@ import json
 import logging
 import math
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from tornado import httputil, web
 from tornado.ioloop import IOLoop
 
 from cliproxyd import access
-from cliproxyd.errors import ErrorKind, ProxyError, anthropic_type_for, kind_for_status, openai_type_for
+from cliproxyd.errors import (
+    ErrorKind,
+    ProxyError,
+    anthropic_type_for,
+    kind_for_status,
+    openai_type_for,
+)
 from cliproxyd.formats import codec
 from cliproxyd.runtime import AppState, Runtime, RuntimeRef
 from cliproxyd.secrets import verify_secret

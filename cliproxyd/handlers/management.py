@@ -11,7 +11,7 @@ from __future__ import annotations
 from cliproxyd.config import effective_config_json
 from cliproxyd.handlers.base import BaseHandler
 
-__all__ = ["ManagementHandler", "ConfigHandler"]
+__all__ = ["ConfigHandler", "ManagementHandler"]
 
 
 class ManagementHandler(BaseHandler):

@@ -6,7 +6,7 @@ from cliproxyd import __version__
 from cliproxyd.handlers.base import BaseHandler
 from cliproxyd.metrics import CONTENT_TYPE_LATEST
 
-__all__ = ["RootHandler", "HealthHandler", "MetricsHandler", "ENDPOINTS"]
+__all__ = ["ENDPOINTS", "HealthHandler", "MetricsHandler", "RootHandler"]
 
 # The main endpoints advertised by GET / (kept in step with app.py's route table).
 ENDPOINTS = (
