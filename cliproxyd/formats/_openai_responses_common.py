@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 
 from cliproxyd.errors import ErrorKind, ProxyError, openai_type_for
 from cliproxyd.formats import ir
+from cliproxyd.formats import reasoning as levels
 
 logger = logging.getLogger("cliproxyd.formats.openai_responses")
 
@@ -48,7 +49,8 @@ _STOP_TO_STATUS = {
 def stop_reason_from_wire(status: str | None, reason: str | None,
                           has_tool_call: bool) -> tuple[ir.StopReason, str]:
     """IR stop reason and the native word for a Responses ``status``/incomplete reason."""
-    status = status or "completed"
+    status = status if isinstance(status, str) and status else "completed"
+    reason = reason if isinstance(reason, str) else None
     if status == "completed":
         native = "completed"
         stop = ir.StopReason.TOOL_USE if has_tool_call else ir.StopReason.END_TURN
@@ -298,7 +300,7 @@ def parts_from_output_text(content: Any, item_id: str | None) -> list[ir.Part]:
                 extras["annotations"] = list(c["annotations"])
         else:
             continue
-        if not parts and item_id:
+        if not parts and isinstance(item_id, str) and item_id:
             extras["id"] = item_id
         parts.append(ir.TextPart(text, extras=extras))
     return parts
@@ -386,8 +388,6 @@ def text_to_wire(request: ir.Request) -> dict[str, Any] | None:
 
 def reasoning_to_wire(request: ir.Request) -> dict[str, Any] | None:
     """``reasoning`` {effort, summary} from the IR; the source's other reasoning keys are kept."""
-    from cliproxyd.formats import reasoning as levels  # local: keeps import graph one-way
-
     raw = request.extras.get("reasoning")
     out = dict(raw) if isinstance(raw, Mapping) else {}
     r = request.reasoning

@@ -11,6 +11,8 @@ Encoder sequence (``sequence_number`` from 0, as the API numbers them): ``respon
 an ``error`` event followed by ``response.failed``, and nothing after.
 
 The terminal event is written by ``finish()``, because usage may arrive after `MessageStop`.
+Ids: the response id is ``ctx.response_id`` (or a ``resp_`` id from `MessageStart`, i.e. a
+Responses upstream's own); item ids are ``msg_/fc_/rs_`` + response id + ``_`` + output index.
 Pure: no I/O, no clock.
 """
 
@@ -48,6 +50,8 @@ class StreamDecoder:
         self._summary_index = -1               # last reasoning summary part seen
         self._saw_tool = False
         self._emitted_any = False
+        self._custom_input: str | None = None  # a custom tool's raw input, sent as JSON at done
+        self._kind = ""
 
     def feed(self, event: Event) -> list[ir.StreamEvent]:
         if self._done or not event.data.strip() or event.data.strip() == "[DONE]":
@@ -59,7 +63,8 @@ class StreamDecoder:
         if not isinstance(data, Mapping):
             return []
         kind = data.get("type") if isinstance(data.get("type"), str) else event.event
-        handler = getattr(self, "_on_" + str(kind).replace(".", "_"), None)
+        self._kind = str(kind)
+        handler = getattr(self, "_on_" + self._kind.replace(".", "_"), None)
         return handler(data) if handler else []
 
     def finish(self) -> list[ir.StreamEvent]:
@@ -115,13 +120,13 @@ class StreamDecoder:
             out += self._replay_output(resp.get("output"))
         out += self._close()
         self._done = True
-        if data.get("type") == "response.failed" or resp.get("status") == "failed":
+        if self._kind == "response.failed" or resp.get("status") == "failed":
             return out + [ir.StreamError(common.error_from_wire(resp.get("error"),
                                                                 "upstream response failed"))]
         out.append(ir.UsageUpdate(common.usage_from_wire(resp.get("usage"))))
         details = resp.get("incomplete_details")
         reason = details.get("reason") if isinstance(details, Mapping) else None
-        status = resp.get("status") or ("incomplete" if data.get("type") == "response.incomplete"
+        status = resp.get("status") or ("incomplete" if self._kind == "response.incomplete"
                                         else "completed")
         stop, native = common.stop_reason_from_wire(status, reason, self._saw_tool)
         out.append(ir.MessageStop(stop, native_stop_reason=native))
@@ -158,7 +163,12 @@ class StreamDecoder:
         if item.get("type") in ("function_call", "custom_tool_call"):
             call_id = item.get("call_id") or item.get("id") or f"call_{self._next_index}"
             out += self._open_block("tool", id=str(call_id), name=str(item.get("name") or ""))
-            initial = item.get("arguments") or item.get("input")
+            if item.get("type") == "custom_tool_call":
+                # Free-form input is not JSON: IR arguments carry it as {"input": ...} (the
+                # same wrapping decode_request uses), written once the input is complete.
+                self._custom_input = item.get("input") if isinstance(item.get("input"), str) else ""
+                return out
+            initial = item.get("arguments")
             if isinstance(initial, str) and initial:
                 self._args_seen = True
                 out.append(ir.ToolArgsDelta(self._open, initial))
@@ -172,8 +182,12 @@ class StreamDecoder:
         out: list[ir.StreamEvent] = []
         if item.get("type") == "reasoning":
             return self._reasoning_done(item)
-        if item.get("type") in ("function_call", "custom_tool_call") and self._open_kind == "tool":
-            args = item.get("arguments") if item.get("type") == "function_call" else item.get("input")
+        if item.get("type") == "custom_tool_call" and self._open_kind == "tool":
+            final = item.get("input") if isinstance(item.get("input"), str) else self._custom_input
+            out.append(ir.ToolArgsDelta(self._open, common.dumps({"input": final or ""})))
+            self._custom_input = None
+        elif item.get("type") == "function_call" and self._open_kind == "tool":
+            args = item.get("arguments")
             if not self._args_seen and isinstance(args, str) and args:
                 out.append(ir.ToolArgsDelta(self._open, args))
         return out + self._close()
@@ -181,6 +195,7 @@ class StreamDecoder:
     def _reasoning_done(self, item: Mapping[str, Any]) -> list[ir.StreamEvent]:
         enc = item.get("encrypted_content")
         enc = enc if isinstance(enc, str) and enc else None
+        self._summary_index = -1
         if self._open_kind == "thinking":
             out = [ir.ThinkingDelta(self._open, "", signature=enc)] if enc else []
             return out + self._close()
@@ -215,7 +230,10 @@ class StreamDecoder:
         self._args_seen = True
         return [ir.ToolArgsDelta(self._open, delta)]
 
-    _on_response_custom_tool_call_input_delta = _on_response_function_call_arguments_delta
+    def _on_response_custom_tool_call_input_delta(self, data: Mapping[str, Any]) -> list:
+        if self._custom_input is not None and isinstance(data.get("delta"), str):
+            self._custom_input += data["delta"]
+        return []
 
     def _on_response_function_call_arguments_done(self, data: Mapping[str, Any]) -> list:
         args = data.get("arguments")
@@ -289,6 +307,8 @@ class StreamEncoder:
         if isinstance(event, ir.MessageStart):
             if event.usage is not None:
                 self._usage = self._usage.merged(event.usage)
+            if not self._started and event.id and event.id.startswith("resp_"):
+                self._resp_id = event.id  # a Responses upstream's own id, as encode_response
             return self._start()
         handler = _HANDLERS.get(type(event))
         return self._start() + handler(self, event) if handler else []

@@ -20,6 +20,7 @@ Mapping notes:
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from typing import Any, Mapping
 
@@ -135,6 +136,8 @@ class _MessageBuilder:
 
     def add(self, item: Mapping[str, Any], param: str) -> None:
         kind = item.get("type", "message" if "role" in item else None)
+        if not isinstance(kind, str):
+            raise _bad("input items need a string type", f"{param}.type")
         if kind == "message":
             self._message(item, param)
             return
@@ -445,6 +448,9 @@ def _encode_message(message: ir.Message) -> list[dict[str, Any]]:
         if isinstance(part, ir.TextPart) and isinstance(own, str) and own.startswith("msg_"):
             flush()
             run_id = own
+        if message.role == "assistant" and isinstance(part, (ir.ImagePart, ir.FilePart)):
+            logger.debug("responses assistant messages carry no images or files; dropped")
+            continue
         content = _encode_content_part(part, message.role)
         if content is not None:
             run.append(content)
@@ -529,8 +535,6 @@ def _encode_tool_call(part: ir.ToolCallPart) -> dict[str, Any]:
 
 
 def _custom_input(arguments: str) -> str:
-    import json
-
     try:
         value = json.loads(arguments)
     except ValueError:

@@ -764,3 +764,132 @@ def test_property_encode_then_decode_preserves_the_request(req):
                  "top_p", "response_format", "reasoning", "user"):
         assert getattr(back, name) == getattr(req, name), name
     assert back.stream is True
+
+
+# ---------------------------------------------------------------------------------------------
+# More playbooks and robustness
+
+
+def _ev(kind: str, **fields) -> Event:
+    return Event(json.dumps({"type": kind, **fields}), event=kind)
+
+
+def test_decoder_custom_tool_call_and_signed_reasoning():
+    events = decode_all([
+        _ev("response.created", response={"id": "resp_9", "model": "gpt-5-codex"}),
+        _ev("response.output_item.added", output_index=0, item={"id": "rs_1", "type": "reasoning",
+                                                                "summary": []}),
+        _ev("response.reasoning_summary_text.delta", item_id="rs_1", output_index=0,
+            summary_index=0, delta="plan"),
+        _ev("response.output_item.done", output_index=0, item={
+            "id": "rs_1", "type": "reasoning", "encrypted_content": "gAAAAAenc",
+            "summary": [{"type": "summary_text", "text": "plan"}]}),
+        _ev("response.output_item.added", output_index=1, item={
+            "id": "ctc_1", "type": "custom_tool_call", "call_id": "call_p", "name": "apply_patch",
+            "input": ""}),
+        _ev("response.custom_tool_call_input.delta", item_id="ctc_1", output_index=1,
+            delta="*** Begin Patch\n"),
+        _ev("response.custom_tool_call_input.delta", item_id="ctc_1", output_index=1,
+            delta="*** End Patch"),
+        _ev("response.output_item.done", output_index=1, item={
+            "id": "ctc_1", "type": "custom_tool_call", "call_id": "call_p", "name": "apply_patch",
+            "input": "*** Begin Patch\n*** End Patch"}),
+        _ev("response.completed", response={"id": "resp_9", "status": "completed",
+                                            "usage": {"input_tokens": 1, "output_tokens": 2}}),
+    ])
+    assert events[1:5] == [ir.BlockStart(0, "thinking"), ir.ThinkingDelta(0, "plan"),
+                           ir.ThinkingDelta(0, "", signature="gAAAAAenc"), ir.BlockStop(0)]
+    assert events[5] == ir.ToolCallStart(1, "call_p", "apply_patch")
+    assert json.loads(events[6].json) == {"input": "*** Begin Patch\n*** End Patch"}
+    assert events[-1].stop_reason is ir.StopReason.TOOL_USE
+
+
+def test_encoder_redacted_thinking_block():
+    events = encode_all([ir.MessageStart(), ir.BlockStart(0, "redacted_thinking", "gAAAAAblob"),
+                         ir.BlockStop(0), ir.MessageStop()], ctx())
+    assert [e.event for e in events] == ["response.created", "response.in_progress",
+                                         "response.output_item.added",
+                                         "response.output_item.done", "response.completed"]
+    item = json.loads(events[3].data)["item"]
+    assert item == {"id": "rs_resp_test123_0", "type": "reasoning", "summary": [],
+                    "encrypted_content": "gAAAAAblob"}
+
+
+def test_encode_request_drops_images_from_assistant_messages():
+    req = ir.Request(model="m", messages=(ir.Message("assistant", (
+        ir.TextPart("see"), ir.ImagePart(url="https://x/y.png"))),))
+    body = codec.encode_request(req, model="m")
+    assert body["input"] == [{"type": "message", "role": "assistant", "content": [
+        {"type": "output_text", "text": "see", "annotations": []}]}]
+
+
+_words = st.sampled_from([
+    "message", "function_call", "function_call_output", "reasoning", "custom_tool_call",
+    "input_text", "output_text", "input_image", "input_file", "refusal", "summary_text", "user",
+    "assistant", "developer", "system", "function", "json_schema", "text", "auto", "completed",
+    "incomplete", "failed", "data:image/png;base64,AAAA", "data:x", "gAAAAAx", "rs_1", "msg_1"])
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
+    | _words,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["type", "role", "content", "text", "call_id", "name", "arguments",
+                         "output", "image_url", "file_data", "summary", "format", "schema",
+                         "effort", "id", "input", "delta", "item", "response", "status"]),
+        inner, max_size=4),
+    max_leaves=12)
+
+_request_bodies = st.fixed_dictionaries({"model": st.just("m")}, optional={
+    "input": _json, "instructions": _json, "tools": _json, "tool_choice": _json, "text": _json,
+    "reasoning": _json, "max_output_tokens": _json, "temperature": _json, "metadata": _json})
+
+
+@settings(max_examples=150, deadline=None)
+@given(_request_bodies)
+def test_fuzz_decode_request_raises_only_proxy_errors(body):
+    try:
+        req = codec.decode_request(body)
+    except ProxyError as err:
+        assert err.kind is ErrorKind.INVALID_REQUEST
+        return
+    codec.encode_request(req, model="m")
+
+
+@settings(max_examples=150, deadline=None)
+@given(_json)
+def test_fuzz_decode_response_never_leaks_exceptions(body):
+    try:
+        codec.decode_response(body)
+    except ProxyError:
+        pass
+
+
+_stream_types = st.sampled_from([
+    "response.created", "response.output_item.added", "response.output_item.done",
+    "response.content_part.added", "response.output_text.delta", "response.content_part.done",
+    "response.function_call_arguments.delta", "response.function_call_arguments.done",
+    "response.reasoning_summary_text.delta", "response.custom_tool_call_input.delta",
+    "response.completed", "response.incomplete", "response.failed", "error"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_stream_types, st.dictionaries(
+    st.sampled_from(["item", "delta", "arguments", "response", "part", "summary_index", "error",
+                     "code", "message"]), _json, max_size=4)), max_size=8))
+def test_fuzz_stream_decoder_and_encoder_chain(raw_events):
+    dec = codec.StreamDecoder()
+    ir_events = []
+    for kind, fields in raw_events:
+        ir_events += dec.feed(Event(json.dumps({**fields, "type": kind})))
+    ir_events += dec.finish()
+    assert isinstance(ir_events[-1], (ir.StreamError, ir.MessageStop, ir.UsageUpdate))
+    out = encode_all(ir_events, ctx())
+    payloads = [json.loads(e.data) for e in out]
+    assert [p["sequence_number"] for p in payloads] == list(range(len(out)))
+    assert payloads[-1]["type"] in ("response.completed", "response.incomplete", "response.failed")
+
+
+def test_encoder_keeps_a_responses_upstream_id_else_uses_the_context_id():
+    kept = encode_all([ir.MessageStart(id="resp_up1"), ir.MessageStop()], ctx())
+    assert json.loads(kept[-1].data)["response"]["id"] == "resp_up1"
+    other = encode_all([ir.MessageStart(id="msg_01abc"), ir.MessageStop()], ctx())
+    assert json.loads(other[-1].data)["response"]["id"] == "resp_test123"
