@@ -44,6 +44,10 @@ def _incomplete() -> ir.StreamError:
                                      "upstream stream ended before completion", status=502))
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _error_event(payload: Any) -> ir.StreamError:
     err = payload if isinstance(payload, Mapping) else {}
     code = err.get("code")
@@ -89,8 +93,9 @@ class StreamDecoder:
             out += self._part(part, i)
             if self._failed:
                 return out
-        finish = get(cand, "finishReason")
-        blocked = get(get(chunk, "promptFeedback"), "blockReason") if not candidates else None
+        finish = _text(get(cand, "finishReason"))
+        feedback = get(chunk, "promptFeedback") if not candidates else None
+        blocked = _text(get(feedback, "blockReason"))
         usage = get(chunk, "usageMetadata")
         if (finish or blocked) and not self._stopped:
             out += self._close()

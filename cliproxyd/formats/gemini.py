@@ -505,6 +505,7 @@ def decode_response(body: Mapping[str, Any], *,
     rid, model = str(get(body, "responseId") or ""), str(get(body, "modelVersion") or "")
     if not candidates:
         block = get(get(body, "promptFeedback"), "blockReason")
+        block = block if isinstance(block, str) else None
         stop = ir.StopReason.CONTENT_FILTER if block else ir.StopReason.END_TURN
         return ir.Response(id=rid, model=model, parts=(), stop_reason=stop,
                            native_stop_reason=block, usage=usage, extras=extras or ir.EMPTY)
@@ -512,6 +513,7 @@ def decode_response(body: Mapping[str, Any], *,
     parts = _decode_candidate_parts(cand, tool_names or {})
     extras.update({k: get(cand, k) for k in _CANDIDATE_EXTRAS if get(cand, k) is not None})
     finish = get(cand, "finishReason")
+    finish = finish if isinstance(finish, str) else None
     has_call = any(isinstance(p, ir.ToolCallPart) for p in parts)
     return ir.Response(id=rid, model=model, parts=parts,
                        stop_reason=stop_reason_from_gemini(finish, has_call),
