@@ -768,6 +768,29 @@ def test_stream_round_trip_through_decoder():
     assert events[-1].stop_reason is ir.StopReason.TOOL_USE
 
 
+@pytest.mark.parametrize("name", ["stream_text.sse", "stream_thinking_tool.sse"])
+def test_golden_stream_decoded_and_reencoded_matches_original(name):
+    original = [json.loads(e.data) for e in golden_events(name)]
+    ctx = ir.EncodeContext(model=original[0]["modelVersion"], created=0, response_id="unused")
+    again = [json.loads(e.data)
+             for e in sse.Parser().feed(encode_stream(decode_stream(name), ctx))]
+
+    def summary(chunks):
+        parts = [p for c in chunks for p in c["candidates"][0]["content"]["parts"]]
+        calls = [{k: v for k, v in p["functionCall"].items() if k != "id"}
+                 for p in parts if "functionCall" in p]
+        return ("".join(p.get("text", "") for p in parts if not p.get("thought")),
+                "".join(p.get("text", "") for p in parts if p.get("thought")),
+                [p["thoughtSignature"] for p in parts if "thoughtSignature" in p], calls)
+    assert summary(again) == summary(original)
+    assert again[-1]["candidates"][0]["finishReason"] == "STOP"
+    last_usage = original[-1]["usageMetadata"]
+    for key in ("promptTokenCount", "candidatesTokenCount", "totalTokenCount"):
+        assert again[-1]["usageMetadata"][key] == last_usage[key]
+    assert {c["responseId"] for c in again} == {original[0]["responseId"]}
+    assert {c["modelVersion"] for c in again} == {original[0]["modelVersion"]}
+
+
 def test_non_stream_body_through_sdk_generate_content():
     resp = gemini.decode_response(golden("response_function_call.json"))
     payload = json.dumps(gemini.encode_response(resp, CTX)).encode()
