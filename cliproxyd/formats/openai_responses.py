@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import ir
+from cliproxyd.formats import reasoning as levels
 from cliproxyd.formats import _openai_responses_common as common
 from cliproxyd.formats._openai_responses_common import render_error
 from cliproxyd.formats._openai_responses_stream import StreamDecoder, StreamEncoder
@@ -46,11 +47,16 @@ _MAPPED = frozenset({"model", "input", "instructions", "tools", "tool_choice",
                      "parallel_tool_calls", "max_output_tokens", "temperature", "top_p", "text",
                      "reasoning", "stream", "user", "metadata"})
 
-# Extras restored on encode (Responses-only fields; a non-Responses source never set them).
+# Extras restored on encode: Responses fields, some shared with OpenAI Chat under the same
+# meaning (store, prompt_cache_key, safety_identifier, top_logprobs).  Chat's differently shaped
+# stream_options is deliberately absent; service_tier is checked against Responses' values
+# because Anthropic uses the same name for other ones.
 _RESTORED_EXTRAS = ("background", "conversation", "context_management", "include",
                     "max_tool_calls", "previous_response_id", "prompt", "prompt_cache_key",
-                    "prompt_cache_retention", "safety_identifier", "service_tier", "store",
-                    "stream_options", "top_logprobs", "truncation")
+                    "prompt_cache_retention", "safety_identifier", "store", "top_logprobs",
+                    "truncation")
+_EFFORTS = ("none", "auto") + levels.LEVELS
+_SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast", "ultrafast")
 
 
 def _bad(message: str, param: str) -> ProxyError:
@@ -68,7 +74,8 @@ def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.R
     model = model or body.get("model")
     if not isinstance(model, str) or not model:
         raise _bad("you must provide a model parameter", "model")
-    system, messages = _decode_input(body.get("input", []))
+    raw_input = body.get("input")
+    system, messages = _decode_input([] if raw_input is None else raw_input)
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise _bad("instructions must be a string", "instructions")
@@ -89,7 +96,7 @@ def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.R
         temperature=_opt_number(body, "temperature"), top_p=_opt_number(body, "top_p"),
         response_format=response_format, reasoning=reasoning,
         stream=bool(_opt(body, "stream", bool)), user=_opt(body, "user", str),
-        metadata=_opt(body, "metadata", Mapping) or ir.EMPTY, extras=extras)
+        metadata=dict(_opt(body, "metadata", Mapping) or {}), extras=extras)
 
 
 def _opt(body: Mapping[str, Any], key: str, kind: type) -> Any:
@@ -352,8 +359,9 @@ def _decode_reasoning(raw: Any, extras: dict[str, Any]) -> ir.Reasoning | None:
     if not isinstance(raw, Mapping):
         raise _bad("reasoning must be an object", "reasoning")
     effort = raw.get("effort")
-    if effort is not None and not isinstance(effort, str):
-        raise _bad("reasoning.effort must be a string", "reasoning.effort")
+    # Other codecs turn the level into budgets (formats.reasoning): only known levels pass.
+    if effort is not None and effort not in _EFFORTS:
+        raise _bad(f"invalid reasoning.effort {effort!r}", "reasoning.effort")
     summary = raw.get("summary", raw.get("generate_summary"))
     include = True if summary in ("auto", "detailed", "concise") else None
     if summary == "none":
@@ -424,6 +432,8 @@ def _set_scalars(body: dict[str, Any], request: ir.Request) -> None:
     for key in _RESTORED_EXTRAS:
         if key in request.extras:
             body[key] = copy.deepcopy(request.extras[key])
+    if request.extras.get("service_tier") in _SERVICE_TIERS:
+        body["service_tier"] = request.extras["service_tier"]
 
 
 def _encode_message(message: ir.Message) -> list[dict[str, Any]]:
@@ -558,8 +568,10 @@ def _encode_tool_result(part: ir.ToolResultPart) -> dict[str, Any]:
 def _encode_reasoning(part: ir.ThinkingPart | ir.RedactedThinkingPart) -> dict[str, Any] | None:
     blob = part.signature if isinstance(part, ir.ThinkingPart) else part.data
     own = part.extras.get("id")
-    from_responses = isinstance(own, str) and own.startswith("rs_")
-    if not (common.looks_like_openai_encrypted(blob) or from_responses):
+    # A stored item referenced by id alone is fine; another provider's signature (a Claude
+    # thought relayed to a Responses client and sent back) would be rejected upstream.
+    stored_ref = not blob and isinstance(own, str) and own.startswith("rs_")
+    if not (common.looks_like_openai_encrypted(blob) or stored_ref):
         logger.debug("reasoning without OpenAI encrypted content; dropped from input")
         return None
     item: dict[str, Any] = {"type": "reasoning", "id": common.reasoning_item_id(part, blob or ""),

@@ -225,6 +225,9 @@ def test_reasoning_summary_styles_and_encrypted_only_items():
     ({"model": "m", "input": "x", "text": {"format": {"type": "json_schema"}}},
      "text.format.schema"),
     ({"model": "m", "input": "x", "reasoning": "high"}, "reasoning"),
+    ({"model": "m", "input": "x", "reasoning": {"effort": "ultra"}}, "reasoning.effort"),
+    ({"model": "m", "input": "x", "stream": "yes"}, "stream"),
+    ({"model": "m", "input": [{"type": ["x"]}]}, "input[0].type"),
     ({"model": "m", "input": "x", "instructions": ["a"]}, "instructions"),
 ])
 def test_invalid_requests_raise_invalid_request_with_param(body, param):
@@ -893,3 +896,25 @@ def test_encoder_keeps_a_responses_upstream_id_else_uses_the_context_id():
     assert json.loads(kept[-1].data)["response"]["id"] == "resp_up1"
     other = encode_all([ir.MessageStart(id="msg_01abc"), ir.MessageStop()], ctx())
     assert json.loads(other[-1].data)["response"]["id"] == "resp_test123"
+
+
+def test_foreign_extras_with_other_meanings_are_not_sent():
+    req = ir.Request(model="m", messages=(), extras={
+        "service_tier": "standard_only", "stream_options": {"include_usage": True},
+        "prompt_cache_key": "k"})
+    body = codec.encode_request(req, model="m")
+    assert "service_tier" not in body and "stream_options" not in body
+    assert body["prompt_cache_key"] == "k"
+
+
+def test_reasoning_items_sent_upstream_only_with_openai_content_or_as_stored_reference():
+    def items(part):
+        req = ir.Request(model="m", messages=(ir.Message("assistant", (part, ir.TextPart("a"))),))
+        return [i for i in codec.encode_request(req, model="m")["input"] if i["type"] == "reasoning"]
+
+    assert items(ir.ThinkingPart("t", signature="EqQBClaudeSig", extras={"id": "rs_1"})) == []
+    assert items(ir.ThinkingPart("t", extras={"id": "rs_1"})) == [
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "t"}]}]
+    signed = items(ir.RedactedThinkingPart("gAAAAAok"))
+    assert signed[0]["encrypted_content"] == "gAAAAAok" and signed[0]["id"].startswith("rs_")
+    assert signed == items(ir.RedactedThinkingPart("gAAAAAok"))  # derived ids are stable
