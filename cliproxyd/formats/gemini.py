@@ -34,6 +34,9 @@ Mapping rules that are not obvious (issue 3; reference §4.0, §4.4, §6, §7.3)
 * Gemini-only fields (``safetySettings``, ``cachedContent``, ``labels``, non-function tools such
   as ``googleSearch``, unmodelled ``generationConfig`` and ``toolConfig`` keys) travel in
   ``Request.extras`` under their wire names and are written again only by this encoder.
+* ``Request.stream`` is not part of a Gemini body (the method in the URL says it): the handler
+  sets it.  Unlike CLIProxyAPI, this codec adds no default ``safetySettings`` and does not strip
+  a trailing model turn; those are provider policy, not format mapping.
 * In-stream errors are sent as a plain ``data: {"error": {"code", "message", "status"}}`` event:
   google-genai raises ``APIError`` for a chunk that starts with ``{"error":``, while an
   ``event:`` line (what CLIProxyAPI writes) makes it fail to parse the stream.
