@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
 import sys
@@ -70,7 +71,10 @@ def _err(message: str) -> None:
 def _hash_secret() -> int:
     from cliproxyd.secrets import hash_secret
 
-    secret = sys.stdin.readline().rstrip("\r\n")
+    if sys.stdin.isatty():  # typed by hand: don't echo it
+        secret = getpass.getpass("secret: ")
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
     try:
         print(hash_secret(secret))
     except ValueError as exc:

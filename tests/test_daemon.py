@@ -3,6 +3,7 @@ re-binding, body limits and start-up failures, against the real daemon in a subp
 
 from __future__ import annotations
 
+import http.client
 import re
 import socket
 import time
@@ -209,3 +210,30 @@ def test_bad_config_at_start_is_exit_78_with_every_problem(daemon):
     assert "config.yaml:3: routing.strategy" in logs
     assert "config.yaml:4: no-such-key" in logs
     assert "Traceback" not in logs
+
+
+def test_sigint_stops_like_sigterm(daemon):
+    d = daemon({})
+    d.proc.send_signal(2)
+    assert d.proc.wait(30) == 0
+    assert count(d.notifications, "STOPPING=1") == 1
+
+
+def test_headers_up_to_64_kib_are_accepted_and_larger_refused(daemon):
+    d = daemon({})
+    assert d.request("GET", "/healthz", headers={"X-Pad": "a" * 60_000}).status == 200
+    try:
+        status = d.request("GET", "/healthz", headers={"X-Pad": "a" * 70_000}).status
+    except (ConnectionError, http.client.HTTPException):
+        status = None  # the server may close the connection instead of answering
+    assert status != 200
+    assert d.request("GET", "/healthz").status == 200
+    assert "Traceback" not in d.logs
+
+
+def test_ipv6_loopback_listener(daemon):
+    d = daemon({"remote-management": {"secret-key": "s"}}, host="::1")
+    assert d.url.startswith("http://[::1]:")
+    assert d.request("GET", "/healthz").status == 200
+    # ::1 is loopback for the management rule.
+    assert d.request("GET", "/v0/management/config", headers={"Authorization": "Bearer s"}).status == 200
