@@ -200,6 +200,7 @@ def reasoning_item_id(part: ir.ThinkingPart | ir.RedactedThinkingPart, blob: str
 
 
 def output_text_part(part: ir.TextPart) -> dict[str, Any]:
+    """An ``output_text`` content part (annotations kept from a Responses source)."""
     annotations = part.extras.get("annotations")
     return {"type": "output_text", "text": part.text,
             "annotations": list(annotations) if isinstance(annotations, list) else [],
@@ -208,6 +209,7 @@ def output_text_part(part: ir.TextPart) -> dict[str, Any]:
 
 def reasoning_output_item(item_id: str, summaries: Iterable[str],
                           encrypted: str | None) -> dict[str, Any]:
+    """A ``reasoning`` output item."""
     item: dict[str, Any] = {"id": item_id, "type": "reasoning",
                             "summary": [{"type": "summary_text", "text": t} for t in summaries]}
     if encrypted is not None:
@@ -217,12 +219,14 @@ def reasoning_output_item(item_id: str, summaries: Iterable[str],
 
 def function_call_item(item_id: str, call_id: str, name: str, arguments: str,
                        status: str = "completed") -> dict[str, Any]:
+    """A ``function_call`` output item."""
     return {"id": item_id, "type": "function_call", "status": status,
             "arguments": arguments, "call_id": call_id, "name": name}
 
 
 def message_item(item_id: str, content: list[dict[str, Any]],
                  status: str = "completed") -> dict[str, Any]:
+    """An assistant ``message`` output item."""
     return {"id": item_id, "type": "message", "status": status, "content": content,
             "role": "assistant"}
 
@@ -355,10 +359,12 @@ def hosted_tools(extras: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def tools_to_wire(request: ir.Request) -> list[dict[str, Any]]:
+    """Responses ``tools``: flat function tools, then the kept non-function tools."""
     return [_function_tool(t) for t in request.tools] + hosted_tools(request.extras)
 
 
 def tool_choice_to_wire(request: ir.Request) -> Any:
+    """Responses ``tool_choice`` (a kept Responses-only choice when the IR has none)."""
     choice = request.tool_choice
     if choice is None:
         raw = request.extras.get("tool_choice")
@@ -369,6 +375,7 @@ def tool_choice_to_wire(request: ir.Request) -> Any:
 
 
 def text_format_to_wire(fmt: ir.ResponseFormat) -> dict[str, Any]:
+    """``text.format`` for an IR response format."""
     if fmt.type == "json_schema":
         out: dict[str, Any] = {"type": "json_schema", "name": fmt.name or "response",
                                "schema": dict(fmt.schema or {})}
@@ -379,6 +386,7 @@ def text_format_to_wire(fmt: ir.ResponseFormat) -> dict[str, Any]:
 
 
 def text_to_wire(request: ir.Request) -> dict[str, Any] | None:
+    """The ``text`` object: kept settings (verbosity) plus the format."""
     raw = request.extras.get("text")
     text = dict(raw) if isinstance(raw, Mapping) else {}
     if request.response_format is not None:
@@ -409,6 +417,7 @@ def reasoning_to_wire(request: ir.Request) -> dict[str, Any] | None:
 
 
 def instructions_text(request: ir.Request) -> str | None:
+    """All system text as one ``instructions`` string (echoed in response objects)."""
     texts = [p.text for p in request.system]
     return "\n\n".join(texts) if texts else None
 

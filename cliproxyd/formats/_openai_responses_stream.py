@@ -54,6 +54,7 @@ class StreamDecoder:
         self._kind = ""
 
     def feed(self, event: Event) -> list[ir.StreamEvent]:
+        """IR events for one upstream SSE event (nothing after a terminal event)."""
         if self._done or not event.data.strip() or event.data.strip() == "[DONE]":
             return []
         try:
@@ -68,6 +69,7 @@ class StreamDecoder:
         return handler(data) if handler else []
 
     def finish(self) -> list[ir.StreamEvent]:
+        """End of upstream bytes: a StreamError unless a terminal event was seen."""
         if self._done:
             return []
         return self._fail(ProxyError(ErrorKind.UPSTREAM_ERROR,
@@ -294,6 +296,7 @@ class StreamEncoder:
     # -- public
 
     def feed(self, event: ir.StreamEvent) -> list[Event]:
+        """Responses events for one IR event (nothing after the stream ended or failed)."""
         if self._finished:
             return []
         if isinstance(event, ir.StreamError):
@@ -314,6 +317,7 @@ class StreamEncoder:
         return self._start() + handler(self, event) if handler else []
 
     def finish(self) -> list[Event]:
+        """Close what is open and write the terminal event carrying the whole response."""
         if self._finished:
             return []
         out = self._start() + self._close_item()

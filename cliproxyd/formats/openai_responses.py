@@ -142,6 +142,7 @@ class _MessageBuilder:
         self._call_names: dict[str, str] = {}
 
     def add(self, item: Mapping[str, Any], param: str) -> None:
+        """Fold one input item into the messages (or the system parts)."""
         kind = item.get("type", "message" if "role" in item else None)
         if not isinstance(kind, str):
             raise _bad("input items need a string type", f"{param}.type")
