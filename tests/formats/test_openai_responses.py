@@ -918,3 +918,16 @@ def test_reasoning_items_sent_upstream_only_with_openai_content_or_as_stored_ref
     signed = items(ir.RedactedThinkingPart("gAAAAAok"))
     assert signed[0]["encrypted_content"] == "gAAAAAok" and signed[0]["id"].startswith("rs_")
     assert signed == items(ir.RedactedThinkingPart("gAAAAAok"))  # derived ids are stable
+
+
+@pytest.mark.parametrize("name", ["stream_text_reasoning.txt", "stream_tool_call.txt"])
+def test_streamed_and_whole_terminal_response_decode_to_the_same_answer(name):
+    from cliproxyd.formats.aggregate import collect
+
+    transcript = parse_sse((GOLDEN / name).read_text())
+    streamed = collect(decode_all(transcript))
+    whole = codec.decode_response(json.loads(transcript[-1].data)["response"])
+    strip = lambda parts: [type(p)(**{k: v for k, v in vars(p).items() if k != "extras"})
+                           for p in parts]
+    assert strip(streamed.parts) == strip(whole.parts)
+    assert streamed.stop_reason is whole.stop_reason and streamed.usage == whole.usage
