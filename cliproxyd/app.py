@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tornado.routing import Rule
 from tornado.web import url
 
 from cliproxyd.handlers.base import NotFoundHandler, ProxyApplication, log_request
@@ -26,13 +27,16 @@ from cliproxyd.handlers.proxy import (
     ModelsHandler,
     ResponsesHandler,
 )
+from cliproxyd.handlers.websocket import OpenSockets, ResponsesWebSocketHandler, UpgradeMatches
 from cliproxyd.runtime import AppState, RuntimeRef
 
 __all__ = ["make_app"]
 
 
 def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
-    """The Tornado application serving ``runtime_ref.current``."""
+    """The Tornado application serving ``runtime_ref.current``; ``app.websockets`` holds its
+    open Responses WebSockets (the daemon closes them on shutdown)."""
+    sockets = OpenSockets()
 
     def rule(pattern: str, handler: type, name: str, **extra: Any) -> Any:
         return url(pattern, handler, dict(runtime_ref=runtime_ref, state=state, route=name, **extra), name=name)
@@ -49,6 +53,10 @@ def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
         rule(r"/v1/completions", CompletionsHandler, "completions"),
         rule(r"/v1/messages", MessagesHandler, "messages"),
         rule(r"/v1/messages/count_tokens", CountTokensHandler, "count_tokens"),
+        # One path, two rules: GET is the WebSocket upgrade, anything else the HTTP API.
+        Rule(UpgradeMatches(r"/v1/responses$"), ResponsesWebSocketHandler,
+             dict(runtime_ref=runtime_ref, state=state, route="responses_websocket",
+                  sockets=sockets), name="responses_websocket"),
         rule(r"/v1/responses", ResponsesHandler, "responses"),
         rule(r"/v1/models", ModelsHandler, "models"),
         rule(r"/v1beta/models", GeminiModelsHandler, "gemini_models"),
@@ -60,7 +68,7 @@ def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
         unknown(r"/v1beta(?:/.*)?", "gemini_unknown", "gemini", "client"),
         unknown(r"/v1(?:/.*)?", "openai_unknown", "openai_chat", "client"),
     ]
-    return ProxyApplication(
+    app = ProxyApplication(
         routes,
         runtime_ref,
         state,
@@ -69,3 +77,5 @@ def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
         log_function=log_request(state),
         compress_response=False,
     )
+    app.websockets = sockets
+    return app
