@@ -154,13 +154,16 @@ class Daemon:
         await self._shutdown()
         return EXIT_OK
 
-    def _listen(self, config: Config, ssl_ctx: ssl.SSLContext | None) -> _Listener:
+    def _listen(self, config: Config, ssl_ctx: ssl.SSLContext | None,
+                host: str | None = None, port: int | None = None) -> _Listener:
+        """A new HTTPServer on ``host:port`` (default: the config's), with the config's limits."""
+        host = config.host if host is None else host
+        port = config.port if port is None else port
         try:
-            sockets = netutil.bind_sockets(config.port, address=config.host or None)
+            sockets = netutil.bind_sockets(port, address=host or None)
         except OSError as exc:
             raise StartupError(
-                f"cannot listen on {_address_text(config.host, config.port)}: {exc.strerror or exc}",
-                EXIT_LISTEN,
+                f"cannot listen on {_address_text(host, port)}: {exc.strerror or exc}", EXIT_LISTEN
             ) from None
         server = HTTPServer(
             self.app,
@@ -172,8 +175,7 @@ class Daemon:
             max_body_size=server_body_limit(config.max_body_size),
         )
         server.add_sockets(sockets)
-        port = sockets[0].getsockname()[1] if sockets else config.port
-        return _Listener(server, config.host, port)
+        return _Listener(server, host, sockets[0].getsockname()[1] if sockets else port)
 
     def _serving_status(self) -> str:
         config = self.runtime_ref.current.config
@@ -240,21 +242,50 @@ class Daemon:
 
     def _apply_listeners(self, new: Config, ssl_ctx: ssl.SSLContext | None) -> None:
         """New TLS context and limits for new connections; new sockets if the address changed."""
-        current = self._listeners[0]
-        if (new.host, new.port) != (current.host, current.port):
+        listener: _Listener | None = None
+        if not self._listeners:  # an earlier re-bind lost every socket: try again
             try:
                 listener = self._listen(new, ssl_ctx)
             except StartupError as err:
-                log.error("keeping %s: %s", _address_text(current.host, current.port), err)
-            else:
-                for old in self._listeners:
-                    old.server.stop()  # stop accepting; accepted connections keep running
-                    self._retired.append(old.server)
-                self._listeners = [listener]
-                log.info("now listening on %s", _address_text(listener.host, listener.port))
+                log.critical("still not listening anywhere: %s", err)
+        elif (new.host, new.port) != (self._listeners[0].host, self._listeners[0].port):
+            listener = self._rebind(new, ssl_ctx, self._listeners[0])
+        if listener is not None:
+            self._listeners = [listener]
+            log.info("now listening on %s", _address_text(listener.host, listener.port))
         for listener in self._listeners:
             listener.server.ssl_options = ssl_ctx
             listener.server.conn_params = _conn_params(new)
+
+    def _rebind(self, new: Config, ssl_ctx: ssl.SSLContext | None, current: _Listener) -> _Listener | None:
+        """Listen on the new address, then stop accepting on the old one (its accepted
+        connections keep being served).  The same port on another host (127.0.0.1 → all
+        interfaces) can only be bound once the old sockets are closed: then close first, and
+        re-open the old address if the new one still fails.  None = the old sockets are kept."""
+        try:
+            listener = self._listen(new, ssl_ctx)
+        except StartupError as err:
+            if new.port != current.port:
+                log.error("keeping %s: %s", _address_text(current.host, current.port), err)
+                return None
+            self._retire_listeners()
+            try:
+                return self._listen(new, ssl_ctx)
+            except StartupError as again:
+                log.error("keeping %s: %s", _address_text(current.host, current.port), again)
+            try:
+                return self._listen(new, ssl_ctx, current.host, current.port)
+            except StartupError as lost:
+                log.critical("not listening anywhere until the next reload: %s", lost)
+                return None
+        self._retire_listeners()
+        return listener
+
+    def _retire_listeners(self) -> None:
+        for old in self._listeners:
+            old.server.stop()  # stop accepting; accepted connections keep running
+            self._retired.append(old.server)
+        self._listeners = []
 
     # --- shut-down --------------------------------------------------------------------------
 

@@ -237,3 +237,17 @@ def test_ipv6_loopback_listener(daemon):
     assert d.request("GET", "/healthz").status == 200
     # ::1 is loopback for the management rule.
     assert d.request("GET", "/v0/management/config", headers={"Authorization": "Bearer s"}).status == 200
+
+
+def test_host_change_on_the_same_port_rebinds(daemon):
+    d = daemon({})
+    conn = d.connection()
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().read() == b'{"status": "ok"}'
+    status = _fields(d.reload({"host": ""}))["STATUS"]
+    assert status == f"serving http on *:{d.port}"
+    assert d.request("GET", "/healthz").status == 200  # 127.0.0.1 is one of all interfaces
+    conn.request("GET", "/healthz")  # the connection accepted before the reload survives
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert f"now listening on *:{d.port}" in d.logs
