@@ -1,8 +1,9 @@
 """The process lifecycle: start up, serve, reload on SIGHUP, drain and stop on SIGTERM/SIGINT.
 
 Start-up is a linear list of named steps (build runtime → TLS → bind → serve → READY=1) and
-shut-down runs in reverse (STOPPING=1 → stop accepting → drain in-flight requests up to
-``shutdown-timeout`` → close idle connections).  systemd is told everything through
+shut-down runs in reverse (STOPPING=1 → stop accepting → drain in-flight requests and
+WebSocket turns up to ``shutdown-timeout`` → close WebSockets with 1001 → close idle
+connections).  systemd is told everything through
 ``NOTIFY_SOCKET`` (READY, RELOADING + MONOTONIC_USEC, STOPPING, STATUS, WATCHDOG).
 
 Reload (SIGHUP, nginx semantics): read and validate config.yaml and the TLS files; on any
@@ -302,9 +303,11 @@ class Daemon:
         for server in servers:
             server.stop()  # stop accepting first: STOPPING=1 means no new connections
         self.notifier.send("STOPPING=1", "STATUS=stopping: draining in-flight requests")
+        self.app.websockets.drain()  # idle sockets close now (1001), busy ones after their turn
         if not await self.state.inflight.wait_idle(timeout):
             log.warning("shutdown-timeout (%ss) reached with %d requests in flight", timeout,
                         len(self.state.inflight))
+        await self.app.websockets.close_all(_CLOSE_GRACE)  # turns still running are cancelled
         if self._watchdog is not None:
             self._watchdog.stop()
         for server in servers:
