@@ -191,8 +191,11 @@ def prewarm_frames(body: Mapping[str, Any], now: float, response_id: str) -> lis
                                                    total_tokens=0)))
     events += encoder.feed(ir.MessageStop())
     events += encoder.finish()
-    wanted = ("response.created", "response.completed")
-    return [e.data for e in events if e.event in wanted]
+    wanted = [json.loads(e.data) for e in events
+              if e.event in ("response.created", "response.completed")]
+    for number, frame in enumerate(wanted):
+        frame["sequence_number"] = number  # the skipped in_progress event leaves no gap
+    return [json.dumps(frame, ensure_ascii=False) for frame in wanted]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,457 @@
+"""End to end: the Responses API over WebSocket (``GET /v1/responses``, issue 6).
+
+The real daemon with fake upstreams of every kind, driven by a real WebSocket client
+(`websockets`): the ws-auth rule (on, off, flipped by a reload), two-turn conversations whose
+second upstream request carries the first turn's input and output, tool calls, error frames that
+leave the socket usable, one turn at a time, cancel on client close, and shutdown (1001).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from harness import Daemon
+from tests.fakes.upstreams import start_fake
+
+pytestmark = pytest.mark.timeout(120)
+
+CLIENT_KEY = "client-key-ws-0123456789"
+UPSTREAMS = {
+    # client-visible alias → (fake kind, upstream model, configured key)
+    "g-model": ("gemini", "gemini-2.5-flash", "gem-key-AAAA1111"),
+    "c-model": ("claude", "claude-sonnet-4-5", "cla-key-BBBB2222"),
+    "x-model": ("responses", "gpt-5", "cdx-key-CCCC3333"),
+    "o-model": ("openai", "up-model", "oai-key-DDDD4444"),
+}
+WEATHER_TOOL = {
+    "type": "function", "name": "get_weather", "description": "Current weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]},
+}
+TERMINAL = ("response.completed", "response.incomplete", "response.failed", "error")
+WAIT = 30.0  # a bound on waits, not an assertion about speed
+
+
+def provider_config(fakes: dict, kinds: tuple[str, ...] = ("gemini", "claude", "responses",
+                                                           "openai")) -> dict[str, Any]:
+    """Provider entries pointing at the fakes, each serving its alias."""
+    by_kind = {kind: (alias, model, key) for alias, (kind, model, key) in UPSTREAMS.items()}
+
+    def entry(kind: str, base: str) -> dict:
+        alias, model, key = by_kind[kind]
+        return {"api-key": key, "base-url": base, "models": [{"name": model, "alias": alias}]}
+
+    config: dict[str, Any] = {}
+    if "gemini" in kinds:
+        config["gemini-api-key"] = [entry("gemini", fakes["gemini"].base_url)]
+    if "claude" in kinds:
+        config["claude-api-key"] = [entry("claude", fakes["claude"].base_url)]
+    if "responses" in kinds:
+        config["codex-api-key"] = [entry("responses", fakes["responses"].base_url + "/v1")]
+    if "openai" in kinds:
+        alias, model, key = by_kind["openai"]
+        config["openai-compatibility"] = [{
+            "name": "compat", "base-url": fakes["openai"].base_url + "/v1",
+            "api-key-entries": [{"api-key": key}], "models": [{"name": model, "alias": alias}],
+        }]
+    return config
+
+
+@pytest.fixture(scope="module")
+def fakes():
+    made = {kind: start_fake(kind) for kind in ("gemini", "claude", "openai", "responses")}
+    yield made
+    for fake in made.values():
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(fakes, tmp_path_factory):
+    config = {"api-keys": [CLIENT_KEY], "request-retry": 0, **provider_config(fakes)}
+    daemon = Daemon(tmp_path_factory.mktemp("ws"), config).start()
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
+def fake_for(fakes):
+    """The fake behind an alias, reset to its default reply, mode and request log."""
+    def get(alias: str):
+        fake = fakes[UPSTREAMS[alias][0]]
+        fake.set_reply()
+        fake.set_mode("ok")
+        fake.requests.clear()
+        return fake
+    return get
+
+
+# -- client helpers ---------------------------------------------------------------------------
+
+
+def ws_url(daemon: Daemon, query: str = "") -> str:
+    return daemon.url.replace("http://", "ws://", 1) + "/v1/responses" + query
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 2 * WAIT))
+
+
+def opener(daemon: Daemon, key: str | None = CLIENT_KEY, query: str = "", **headers: str):
+    """An async context manager for a socket (Bearer ``key`` unless None)."""
+    if key is not None:
+        headers.setdefault("Authorization", f"Bearer {key}")
+    return connect(ws_url(daemon, query), additional_headers=headers, open_timeout=WAIT)
+
+
+async def send(ws: ClientConnection, message: dict[str, Any] | str) -> None:
+    await ws.send(message if isinstance(message, str) else json.dumps(message))
+
+
+async def frames_until_terminal(ws: ClientConnection) -> list[dict[str, Any]]:
+    """Every frame of one turn, through its terminal event (or an error frame)."""
+    out = []
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+        out.append(frame)
+        if frame["type"] in ("response.completed", "response.incomplete", "error"):
+            return out
+        if frame["type"] == "response.failed":
+            return out
+
+
+async def turn(ws: ClientConnection, message: dict[str, Any] | str) -> list[dict[str, Any]]:
+    await send(ws, message)
+    return await frames_until_terminal(ws)
+
+
+def text_of(frames: list[dict[str, Any]]) -> str:
+    return "".join(f["delta"] for f in frames if f["type"] == "response.output_text.delta")
+
+
+def completed(frames: list[dict[str, Any]]) -> dict[str, Any]:
+    assert frames[-1]["type"] == "response.completed", frames[-1]
+    return frames[-1]["response"]
+
+
+def wait_for(predicate, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def upgrade_status(daemon: Daemon, key: str | None = None, query: str = "",
+                   **headers: str) -> tuple[int, Any]:
+    """(101, None) when the upgrade succeeds, else (status, JSON body)."""
+    async def attempt() -> tuple[int, Any]:
+        try:
+            async with opener(daemon, key, query, **headers) as ws:
+                frames = await turn(ws, {"type": "response.create", "model": "c-model",
+                                         "generate": False})
+                assert frames[-1]["type"] == "response.completed"  # the socket is usable
+                return 101, None
+        except InvalidStatus as exc:
+            return exc.response.status_code, json.loads(bytes(exc.response.body))
+    return run(attempt())
+
+
+def ordered(haystack: str, *needles: str) -> bool:
+    positions = [haystack.find(n) for n in needles]
+    return all(p >= 0 for p in positions) and positions == sorted(positions)
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+def test_ws_auth_on_rejects_a_missing_or_wrong_key_before_the_upgrade(stack):
+    for key in (None, "wrong-key"):
+        status, body = upgrade_status(stack, key)
+        assert status == 401
+        assert body["error"]["message"] == "invalid password"
+        assert body["error"]["type"] == "authentication_error"
+
+
+def test_ws_auth_on_accepts_bearer_x_api_key_and_query_key(stack):
+    assert upgrade_status(stack, CLIENT_KEY)[0] == 101
+    assert upgrade_status(stack, None, **{"x-api-key": CLIENT_KEY})[0] == 101
+    assert upgrade_status(stack, None, query=f"?key={CLIENT_KEY}")[0] == 101
+    assert upgrade_status(stack, None, query="?key=nope")[0] == 401
+
+
+def test_ws_auth_off_needs_no_key_but_http_still_does(daemon, fakes):
+    d = daemon({"api-keys": [CLIENT_KEY], "ws-auth": False, **provider_config(fakes, ("claude",))})
+    assert upgrade_status(d, None) == (101, None)
+    assert upgrade_status(d, "wrong-key") == (101, None)
+    http = d.request("POST", "/v1/responses", json_body={"model": "c-model", "input": "hi"})
+    assert http.status == 401
+
+
+def test_reload_flips_ws_auth_both_ways(daemon, fakes, fake_for):
+    fake_for("c-model")
+    base = {"api-keys": [CLIENT_KEY], **provider_config(fakes, ("claude",))}
+    d = daemon({**base, "ws-auth": False})
+
+    async def scenario() -> None:
+        async with opener(d, None) as open_socket:  # connected while ws-auth is off
+            assert completed(await turn(open_socket, {"type": "response.create",
+                                                      "model": "c-model", "input": "hi"}))
+            await asyncio.to_thread(d.reload, {**base, "ws-auth": True})
+            # Its next turn falls under the new rule: a 401 frame, then the socket is closed.
+            frames = await turn(open_socket, {"type": "response.append", "input": []})
+            assert frames[-1]["type"] == "error" and frames[-1]["status"] == 401
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(open_socket.recv(), WAIT)
+            assert open_socket.close_code == 1008
+
+    run(scenario())
+    assert upgrade_status(d, None)[0] == 401
+    assert upgrade_status(d, CLIENT_KEY)[0] == 101
+    d.reload({**base, "ws-auth": False})
+    assert upgrade_status(d, None)[0] == 101
+
+
+def test_plain_get_is_a_json_400_and_post_still_serves_http(stack, fake_for):
+    fake_for("c-model")
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    plain = stack.request("GET", "/v1/responses", headers=headers)
+    assert plain.status == 400 and plain.json()["error"]["type"] == "invalid_request_error"
+    post = stack.request("POST", "/v1/responses", headers=headers,
+                         json_body={"model": "c-model", "input": "hi"})
+    assert post.status == 200 and post.json()["object"] == "response"
+
+
+# -- conversations ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alias", list(UPSTREAMS))
+def test_two_turns_carry_the_first_turn_to_the_upstream(stack, fake_for, alias):
+    fake = fake_for(alias)
+    upstream_model = UPSTREAMS[alias][1]
+
+    async def scenario() -> tuple[list, list]:
+        async with opener(stack) as ws:
+            first = await turn(ws, {"type": "response.create", "model": alias,
+                                    "instructions": "Answer like a pirate.",
+                                    "input": "first question zebra"})
+            second = await turn(ws, {"type": "response.append", "input": [
+                {"type": "message", "role": "user", "content": "second question yak"}]})
+            return first, second
+
+    first, second = run(scenario())
+    assert text_of(first) == f"Hello from {upstream_model}."
+    assert completed(first)["model"] in (alias, upstream_model)
+    assert text_of(second) == f"Hello from {upstream_model}."
+    assert len(fake.requests) == 2
+    replay = json.dumps(fake.requests[1].body)
+    assert ordered(replay, "first question zebra", f"Hello from {upstream_model}.",
+                   "second question yak"), replay
+    assert "Answer like a pirate." in replay  # instructions inherited
+    assert upstream_model in fake.requests[1].path + replay  # model inherited
+    assert "Answer like a pirate." in json.dumps(fake.requests[0].body)
+
+
+def test_prewarm_then_create_with_previous_response_id(stack, fake_for):
+    fake = fake_for("x-model")
+
+    async def scenario() -> tuple[list, list]:
+        async with opener(stack) as ws:
+            warm = await turn(ws, {"type": "response.create", "model": "x-model",
+                                   "instructions": "Be terse.", "tools": [WEATHER_TOOL],
+                                   "generate": False})
+            frames = await turn(ws, {"type": "response.create",
+                                     "previous_response_id": completed(warm)["id"],
+                                     "input": "hello there"})
+            return warm, frames
+
+    warm, frames = run(scenario())
+    assert [f["type"] for f in warm] == ["response.created", "response.completed"]
+    assert completed(warm)["id"].startswith("resp_prewarm_")
+    assert completed(warm)["output"] == []
+    assert text_of(frames) == "Hello from gpt-5."
+    assert len(fake.requests) == 1  # the pre-warm made no upstream call
+    body = fake.requests[0].body
+    assert body["model"] == "gpt-5" and body["instructions"] == "Be terse."
+    assert "previous_response_id" not in body and "generate" not in body
+    assert body["stream"] is True
+
+
+@pytest.mark.parametrize("alias", list(UPSTREAMS))
+def test_tool_call_round_trip(stack, fake_for, alias):
+    fake = fake_for(alias)
+    fake.set_reply(tool_name="get_weather", tool_args={"city": "Paris"})
+
+    async def scenario() -> tuple[list, list]:
+        async with opener(stack) as ws:
+            first = await turn(ws, {"type": "response.create", "model": alias,
+                                    "tools": [WEATHER_TOOL], "input": "weather in Paris?"})
+            calls = [i for i in completed(first)["output"] if i["type"] == "function_call"]
+            assert len(calls) == 1, completed(first)["output"]
+            fake.set_reply(text="It is sunny in Paris.")
+            second = await turn(ws, {"type": "response.append", "input": [
+                {"type": "function_call_output", "call_id": calls[0]["call_id"],
+                 "output": "sunny, 21C"}]})
+            return first, second
+
+    first, second = run(scenario())
+    call = [i for i in completed(first)["output"] if i["type"] == "function_call"][0]
+    assert call["name"] == "get_weather" and json.loads(call["arguments"]) == {"city": "Paris"}
+    assert any(f["type"] == "response.function_call_arguments.delta" or
+               f["type"] == "response.function_call_arguments.done" for f in first)
+    assert text_of(second) == "It is sunny in Paris."
+    replay = json.dumps(fake.requests[1].body)
+    assert ordered(replay, "weather in Paris?", "get_weather", "sunny, 21C"), replay
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def test_error_frames_keep_the_socket_usable(stack, fake_for):
+    fake = fake_for("c-model")
+
+    async def scenario() -> list[list[dict]]:
+        async with opener(stack) as ws:
+            results = [
+                await turn(ws, "this is not json"),
+                await turn(ws, {"type": "response.cancel"}),
+                await turn(ws, {"type": "response.append", "input": []}),
+                await turn(ws, {"type": "response.create", "input": "no model"}),
+                await turn(ws, {"type": "response.create", "model": "c-model",
+                                "previous_response_id": "resp_unknown", "input": "x"}),
+                await turn(ws, {"type": "response.create", "model": "no-such-model",
+                                "input": "x"}),
+            ]
+            # An upstream failure (on another upstream: the failed credential cools down).
+            broken = fake_for("o-model")
+            broken.set_mode("500")
+            results.append(await turn(ws, {"type": "response.create", "model": "o-model",
+                                           "input": "x"}))
+            broken.set_mode("ok")
+            results.append(await turn(ws, {"type": "response.create", "model": "c-model",
+                                           "input": "finally"}))
+            return results
+
+    *errors, good = run(scenario())
+    for frames in errors:
+        assert len(frames) == 1 and frames[0]["type"] == "error", frames
+        assert set(frames[0]["error"]) >= {"message", "type", "code"}
+    statuses = [f[0]["status"] for f in errors]
+    assert statuses[:5] == [400, 400, 400, 400, 400]
+    assert statuses[5] in (400, 404)
+    assert statuses[6] >= 500
+    messages = [f[0]["error"]["message"] for f in errors]
+    assert "unsupported websocket request type: response.cancel" in messages[1]
+    assert "before response.create" in messages[2]
+    assert "missing model" in messages[3]
+    assert errors[4][0]["error"]["code"] == "previous_response_not_found"
+    assert text_of(good) == "Hello from claude-sonnet-4-5."
+
+
+def test_one_turn_at_a_time(stack, fake_for):
+    fake = fake_for("c-model")
+    fake.set_mode("slow", delay=1.0)  # the first turn is still running when the second arrives
+
+    async def scenario() -> list[dict]:
+        async with opener(stack) as ws:
+            await send(ws, {"type": "response.create", "model": "c-model", "input": "one"})
+            await send(ws, {"type": "response.create", "model": "c-model", "input": "two"})
+            frames = []
+            while not frames or frames[-1]["type"] != "response.completed":
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), WAIT)))
+            return frames
+
+    frames = run(scenario())
+    rejected = [f for f in frames if f["type"] == "error"]
+    assert len(rejected) == 1 and rejected[0]["status"] == 409
+    assert text_of(frames) == "Hello from claude-sonnet-4-5."
+    assert len(fake.requests) == 1
+
+
+def test_client_close_cancels_the_upstream_request(stack, fake_for):
+    fake = fake_for("x-model")
+    fake.set_mode("stall")
+    before = fake.disconnects
+
+    async def scenario() -> None:
+        async with opener(stack) as ws:
+            await send(ws, {"type": "response.create", "model": "x-model", "input": "hang"})
+            await asyncio.to_thread(wait_for, lambda: len(fake.requests) == 1,
+                                    "the upstream request")
+        # leaving the block closes the socket while the upstream is still streaming
+
+    run(scenario())
+    assert fake.wait_disconnects(before + 1, timeout=WAIT)
+
+
+def test_turns_are_counted_in_metrics(stack, fake_for):
+    fake_for("c-model")
+
+    async def scenario() -> None:
+        async with opener(stack) as ws:
+            completed(await turn(ws, {"type": "response.create", "model": "c-model",
+                                      "input": "count me"}))
+
+    run(scenario())
+    metrics = stack.request("GET", "/metrics").body.decode()
+    line = [l for l in metrics.splitlines() if l.startswith("cliproxyd_http_requests_total{")
+            and 'route="responses_websocket"' in l and 'code="200"' in l]
+    assert line and float(line[0].rsplit(" ", 1)[1]) >= 1
+
+
+# -- shutdown ---------------------------------------------------------------------------------
+
+
+def test_shutdown_finishes_the_turn_then_closes_with_1001(daemon, fakes, fake_for):
+    fake = fake_for("c-model")
+    fake.set_mode("slow", delay=1.0)
+    d = daemon({"api-keys": [CLIENT_KEY], **provider_config(fakes, ("claude",))})
+
+    async def scenario() -> tuple[list, int | None, int | None]:
+        async with opener(d) as idle, opener(d) as busy:
+            await send(busy, {"type": "response.create", "model": "c-model", "input": "slow"})
+            await asyncio.to_thread(wait_for, lambda: len(fake.requests) == 1,
+                                    "the upstream request")
+            d.proc.send_signal(signal.SIGTERM)
+            frames = await frames_until_terminal(busy)
+            for ws in (idle, busy):
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        await asyncio.wait_for(ws.recv(), WAIT)
+            return frames, idle.close_code, busy.close_code
+
+    frames, idle_code, busy_code = run(scenario())
+    assert text_of(frames) == "Hello from claude-sonnet-4-5."
+    assert frames[-1]["type"] == "response.completed"
+    assert (idle_code, busy_code) == (1001, 1001)
+    assert d.proc.wait(WAIT) == 0
+
+
+def test_shutdown_timeout_cancels_a_stalled_turn(daemon, fakes, fake_for):
+    fake = fake_for("c-model")
+    fake.set_mode("stall")
+    before = fake.disconnects
+    d = daemon({"api-keys": [CLIENT_KEY], "shutdown-timeout": 1,
+                **provider_config(fakes, ("claude",))})
+
+    async def scenario() -> int | None:
+        async with opener(d) as ws:
+            await send(ws, {"type": "response.create", "model": "c-model", "input": "stall"})
+            await asyncio.to_thread(wait_for, lambda: len(fake.requests) == 1,
+                                    "the upstream request")
+            d.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), WAIT)
+            return ws.close_code
+
+    assert run(scenario()) == 1001
+    assert fake.wait_disconnects(before + 1, timeout=WAIT)
+    assert d.proc.wait(WAIT) == 0
