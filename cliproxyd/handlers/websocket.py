@@ -451,7 +451,7 @@ class ResponsesWebSocketHandler(BaseHandler, websocket.WebSocketHandler):
         self.state.inflight.enter(token)
         sink = self._sink = _SocketSink(self)
         outcome: Outcome | None = None
-        status = 200
+        status, began = 200, time.monotonic()
         try:
             pipeline = Pipeline(self.runtime_ref.current, self.state.transport)
             outcome = await pipeline.generate(_client_side(), body, sink, stream=True)
@@ -471,17 +471,23 @@ class ResponsesWebSocketHandler(BaseHandler, websocket.WebSocketHandler):
             self.state.inflight.leave(token)
         if sink.output is not None:
             self.conversation.completed(body, sink.output)
-        self.record_turn(status, outcome)
+        self.record_turn(status, outcome, str(body.get("model") or ""), time.monotonic() - began)
         if self.sockets.draining:
             self.close(GOING_AWAY, "server shutting down")
 
-    def record_turn(self, status: int, outcome: Outcome | None) -> None:
+    def record_turn(self, status: int, outcome: Outcome | None, model: str,
+                    seconds: float) -> None:
         """Usage and metrics hook: one turn counts as one request (as ``POST /v1/responses``).
 
-        ``outcome`` is the pipeline's `Outcome` (None when the turn failed before routing);
-        the usage recorder takes it here exactly as the HTTP handlers hand theirs over.
+        ``status`` is what an HTTP request would have answered (200 once the stream started),
+        ``outcome`` the pipeline's `Outcome` (usage, credential, attempts; None when the turn
+        failed before an upstream answered), ``model`` the model the client asked for and
+        ``self.principal`` the client key matched at the upgrade ("" when open).  The usage
+        recorder is to be called here, the same way the HTTP handlers record their `Outcome`.
         """
-        self.state.metrics.observe_request(ROUTE, "WS", status)
+        self.state.metrics.observe_request(ROUTE, "WS", status)  # method label: OTHER
+        log.info("%d websocket turn /v1/responses (%s) %.1fms", status, model or "-",
+                 1000.0 * seconds)
 
     def send_frame(self, text: str) -> Any:
         """Write one text frame; None when the socket is already closed."""

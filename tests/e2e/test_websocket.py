@@ -9,8 +9,11 @@ leave the socket usable, one turn at a time, cancel on client close, and shutdow
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import signal
+import socket
 import time
 from typing import Any
 
@@ -160,7 +163,8 @@ def upgrade_status(daemon: Daemon, key: str | None = None, query: str = "",
                 assert frames[-1]["type"] == "response.completed"  # the socket is usable
                 return 101, None
         except InvalidStatus as exc:
-            return exc.response.status_code, json.loads(bytes(exc.response.body))
+            body = bytes(exc.response.body)
+            return exc.response.status_code, json.loads(body) if body.startswith(b"{") else body
     return run(attempt())
 
 
@@ -193,6 +197,21 @@ def test_ws_auth_off_needs_no_key_but_http_still_does(daemon, fakes):
     assert upgrade_status(d, "wrong-key") == (101, None)
     http = d.request("POST", "/v1/responses", json_body={"model": "c-model", "input": "hi"})
     assert http.status == 401
+
+
+def test_cross_origin_pages_need_a_key(daemon, fakes, stack):
+    d = daemon({"api-keys": [CLIENT_KEY], "ws-auth": False, **provider_config(fakes, ("claude",))})
+    evil = {"Origin": "http://evil.example"}
+    assert upgrade_status(d, None, **evil)[0] == 403  # an open socket is not for any web page
+    assert upgrade_status(d, None, Origin=d.url)[0] == 101  # same origin
+    assert upgrade_status(stack, CLIENT_KEY, **evil)[0] == 101  # a key holder may
+
+
+def test_codex_turn_state_header_is_echoed(stack):
+    async def scenario() -> str | None:
+        async with opener(stack, **{"x-codex-turn-state": "turn-abc"}) as ws:
+            return ws.response.headers.get("x-codex-turn-state")
+    assert run(scenario()) == "turn-abc"
 
 
 def test_reload_flips_ws_auth_both_ways(daemon, fakes, fake_for):
@@ -355,6 +374,31 @@ def test_error_frames_keep_the_socket_usable(stack, fake_for):
     assert text_of(good) == "Hello from claude-sonnet-4-5."
 
 
+def test_a_stream_that_breaks_after_output_ends_with_an_error_frame(stack, fake_for):
+    fake = fake_for("c-model")
+    fake.set_mode("truncated")  # text streams, then the stream ends without message_stop
+
+    async def scenario() -> tuple[list, list]:
+        async with opener(stack) as ws:
+            await send(ws, {"type": "response.create", "model": "c-model", "input": "x"})
+            frames = []
+            while not frames or frames[-1]["type"] != "response.failed":
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), WAIT)))
+            fake.set_mode("ok")
+            # A failed turn is not part of the conversation: start again.
+            return frames, await turn(ws, {"type": "response.create", "model": "c-model",
+                                           "input": "again"})
+
+    frames, after = run(scenario())
+    assert text_of(frames)  # output had started
+    error = [f for f in frames if f["type"] == "error"]
+    assert len(error) == 1 and error[0]["status"] >= 500
+    assert {"message", "type", "code"} <= set(error[0]["error"])
+    numbers = [f["sequence_number"] for f in frames]
+    assert numbers == list(range(len(frames)))
+    assert text_of(after) == "Hello from claude-sonnet-4-5."  # the socket is still usable
+
+
 def test_one_turn_at_a_time(stack, fake_for):
     fake = fake_for("c-model")
     fake.set_mode("slow", delay=1.0)  # the first turn is still running when the second arrives
@@ -455,3 +499,46 @@ def test_shutdown_timeout_cancels_a_stalled_turn(daemon, fakes, fake_for):
     assert run(scenario()) == 1001
     assert fake.wait_disconnects(before + 1, timeout=WAIT)
     assert d.proc.wait(WAIT) == 0
+
+
+# -- keep-alive -------------------------------------------------------------------------------
+
+
+def _read_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def test_server_pings_and_drops_a_peer_that_never_answers(daemon, fakes):
+    d = daemon({"api-keys": [CLIENT_KEY], "streaming": {"keepalive-seconds": 0.5},
+                **provider_config(fakes, ("claude",))})
+    sock = socket.create_connection(("127.0.0.1", d.port), timeout=WAIT)
+    try:
+        nonce = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET /v1/responses HTTP/1.1\r\nHost: 127.0.0.1:{d.port}\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\n"
+                      f"Authorization: Bearer {CLIENT_KEY}\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += _read_exact(sock, 1)
+        assert head.startswith(b"HTTP/1.1 101")
+        first = _read_exact(sock, 2)
+        assert first[0] & 0x0F == 0x9  # a ping, which this peer never answers
+        _read_exact(sock, first[1] & 0x7F)
+        opcodes = []
+        try:  # ...so the server gives up on it: a close frame and/or the end of the stream
+            while True:
+                header = _read_exact(sock, 2)
+                opcodes.append(header[0] & 0x0F)
+                _read_exact(sock, header[1] & 0x7F)
+        except (EOFError, ConnectionResetError):
+            pass
+        assert set(opcodes) <= {0x8, 0x9}
+    finally:
+        sock.close()
