@@ -27,7 +27,11 @@ from cliproxyd.handlers.proxy import (
     ModelsHandler,
     ResponsesHandler,
 )
-from cliproxyd.handlers.websocket import OpenSockets, ResponsesWebSocketHandler, UpgradeMatches
+from cliproxyd.handlers.websocket import (
+    OpenSockets,
+    ResponsesWebSocketHandler,
+    UpgradeMatches,
+)
 from cliproxyd.runtime import AppState, RuntimeRef
 
 __all__ = ["make_app"]
@@ -55,8 +59,8 @@ def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
         rule(r"/v1/messages/count_tokens", CountTokensHandler, "count_tokens"),
         # One path, two rules: GET is the WebSocket upgrade, anything else the HTTP API.
         Rule(UpgradeMatches(r"/v1/responses$"), ResponsesWebSocketHandler,
-             dict(runtime_ref=runtime_ref, state=state, route="responses_websocket",
-                  sockets=sockets), name="responses_websocket"),
+             {"runtime_ref": runtime_ref, "state": state, "route": "responses_websocket",
+              "sockets": sockets}, name="responses_websocket"),
         rule(r"/v1/responses", ResponsesHandler, "responses"),
         rule(r"/v1/models", ModelsHandler, "models"),
         rule(r"/v1beta/models", GeminiModelsHandler, "gemini_models"),
