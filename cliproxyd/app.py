@@ -14,7 +14,14 @@ from tornado.routing import Rule
 from tornado.web import url
 
 from cliproxyd.handlers.base import NotFoundHandler, ProxyApplication, log_request
-from cliproxyd.handlers.management import ConfigHandler
+from cliproxyd.handlers.management import (
+    LIST_PATTERN,
+    SCALAR_PATTERN,
+    ConfigHandler,
+    ConfigYAMLHandler,
+    ListHandler,
+    ScalarHandler,
+)
 from cliproxyd.handlers.misc import HealthHandler, MetricsHandler, RootHandler
 from cliproxyd.handlers.proxy import (
     ChatCompletionsHandler,
@@ -31,6 +38,16 @@ from cliproxyd.handlers.websocket import (
     OpenSockets,
     ResponsesWebSocketHandler,
     UpgradeMatches,
+)
+from cliproxyd.management.auth_handlers import (
+    AuthFileDownloadHandler,
+    AuthFilesHandler,
+    AuthFileStatusHandler,
+)
+from cliproxyd.management.usage_handlers import (
+    UsageExportHandler,
+    UsageHandler,
+    UsageImportHandler,
 )
 from cliproxyd.runtime import AppState, RuntimeRef
 
@@ -53,6 +70,16 @@ def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
         rule(r"/healthz", HealthHandler, "healthz"),
         rule(r"/metrics", MetricsHandler, "metrics"),
         rule(r"/v0/management/config", ConfigHandler, "management_config"),
+        rule(r"/v0/management/config\.yaml", ConfigYAMLHandler, "management_config_yaml"),
+        rule(rf"/v0/management/{SCALAR_PATTERN}", ScalarHandler, "management_setting"),
+        rule(rf"/v0/management/{LIST_PATTERN}", ListHandler, "management_list"),
+        rule(r"/v0/management/usage", UsageHandler, "management_usage"),
+        rule(r"/v0/management/usage/export", UsageExportHandler, "management_usage_export"),
+        rule(r"/v0/management/usage/import", UsageImportHandler, "management_usage_import"),
+        rule(r"/v0/management/auth-files", AuthFilesHandler, "management_auth_files"),
+        rule(r"/v0/management/auth-files/download", AuthFileDownloadHandler,
+             "management_auth_download"),
+        rule(r"/v0/management/auth-files/status", AuthFileStatusHandler, "management_auth_status"),
         rule(r"/v1/chat/completions", ChatCompletionsHandler, "chat_completions"),
         rule(r"/v1/completions", CompletionsHandler, "completions"),
         rule(r"/v1/messages", MessagesHandler, "messages"),

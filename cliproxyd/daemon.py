@@ -129,6 +129,8 @@ class Daemon:
         self.config_path = config_path
         self.state = AppState.create()
         self.runtime_ref = RuntimeRef(Runtime.build(config))
+        self.state.reload = self.reload  # management config edits apply exactly as SIGHUP does
+        self.state.metrics.track_credentials(self._describe_credentials)
         self.app = make_app(self.runtime_ref, self.state)
         self.notifier = Notifier()
         self._listeners: list[_Listener] = []
@@ -136,6 +138,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._watchdog: PeriodicCallback | None = None
+
+    def _describe_credentials(self) -> dict:
+        runtime = self.runtime_ref.current
+        return runtime.pool.describe(runtime.registry.credentials, time.monotonic())
 
     # --- start-up --------------------------------------------------------------------------
 
@@ -315,6 +321,8 @@ class Daemon:
                 await asyncio.wait_for(server.close_all_connections(), _CLOSE_GRACE)
             except TimeoutError:
                 log.warning("some connections did not close in time")
+        # Flush usage statistics (the writer thread commits what is queued).
+        await asyncio.get_running_loop().run_in_executor(None, self.state.usage.close)
         self.state.close()
         log.info("stopped")
 

@@ -107,6 +107,9 @@ class Outcome:
     upstream_model: str | None = None
     attempts: int = 0
     stream_error: ProxyError | None = None
+    credential_id: str | None = None
+    # (provider kind, error) of each failed attempt, for metrics (issue 5).
+    failures: list[tuple[str, ProxyError]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ class Pipeline:
         self.transport = transport
         self.clock = clock
         self.wall = wall
+        self.outcome: Outcome | None = None  # the last `generate`'s, also when it raised
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -137,7 +141,7 @@ class Pipeline:
                        url_model: str | None = None, stream: bool | None = None) -> Outcome:
         """Serve one generation request; raises `ProxyError` if it fails before streaming."""
         plan = self._plan(client, body, url_model, stream)
-        outcome = Outcome(model=plan.request.model)
+        outcome = self.outcome = Outcome(model=plan.request.model)  # kept for failure metrics
         candidates = self.runtime.registry.resolve(plan.model)
         tried: list[str] = []
         last: ProxyError | None = None
@@ -149,10 +153,12 @@ class Pipeline:
             tried.append(cred.id)
             outcome.attempts += 1
             outcome.provider, outcome.credential = cred.kind, cred.label
+            outcome.credential_id = cred.id
             outcome.upstream_model = upstream_model
             try:
                 await self._attempt(plan, cred, upstream_model, sink, outcome)
             except ProxyError as err:
+                outcome.failures.append((cred.kind, err))
                 self._report(cred, upstream_model, err, sink)
                 if sink.started or not should_retry(err):
                     raise

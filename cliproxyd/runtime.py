@@ -14,7 +14,8 @@ replaced on reload.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from cliproxyd.access import Lockout
 from cliproxyd.config import Config
@@ -22,6 +23,7 @@ from cliproxyd.metrics import Metrics
 from cliproxyd.providers.transport import Transport
 from cliproxyd.routing.models import ModelRegistry, build_registry
 from cliproxyd.routing.pool import Pool
+from cliproxyd.usage_store import UsageRecorder
 
 __all__ = ["AppState", "InFlight", "Runtime", "RuntimeRef"]
 
@@ -97,6 +99,12 @@ class AppState:
     lockout: Lockout
     inflight: InFlight
     _transport: Transport | None = None
+    # Usage statistics (issue 5): the SQLite store of the live config's usage-db.
+    usage: UsageRecorder = field(default_factory=UsageRecorder)
+    # Re-read config.yaml and apply it as SIGHUP does (set by the daemon; management edits).
+    reload: Callable[[], Awaitable[bool]] | None = None
+    # Serialises management edits of config.yaml and the auth dir (read-modify-write-reload).
+    edit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def transport(self) -> Transport:

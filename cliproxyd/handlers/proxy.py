@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from typing import Any
 
 from tornado.ioloop import IOLoop
@@ -22,6 +23,7 @@ from cliproxyd.formats import codec, sse
 from cliproxyd.handlers.base import BaseHandler
 from cliproxyd.pipeline import ClientSide, Outcome, Pipeline
 from cliproxyd.providers.transport import UpstreamCall
+from cliproxyd.recording import RequestDone, api_key_for, record
 
 __all__ = [
     "ChatCompletionsHandler", "CompletionsHandler", "MessagesHandler", "CountTokensHandler",
@@ -94,6 +96,7 @@ class _ClientSink:
         self._timer: object | None = None
         self._last_write = 0.0
         self.gone = False
+        self.first_write_at: float | None = None  # wall clock, for the ttfb metric
 
     @property
     def started(self) -> bool:
@@ -127,6 +130,7 @@ class _ClientSink:
 
     def _begin(self) -> None:
         self._started = True
+        self.first_write_at = time.time()
         handler = self.handler
         handler.set_status(200)
         if self._array is not None:
@@ -179,9 +183,11 @@ class _ProxyHandler(BaseHandler):
     access = "client"
     sink: _ClientSink | None = None
     outcome: Outcome | None = None
+    _pipeline: Pipeline | None = None
 
     def pipeline(self) -> Pipeline:
-        return Pipeline(self.runtime, self.state.transport)
+        self._pipeline = Pipeline(self.runtime, self.state.transport)
+        return self._pipeline
 
     def body_json(self) -> dict[str, Any]:
         return parse_json_object(self.request.body)
@@ -209,6 +215,19 @@ class _ProxyHandler(BaseHandler):
         if self.sink is not None:
             self.sink.client_gone()
         super().on_connection_close()
+
+    def on_finish(self) -> None:
+        """A generation request (one that reached `run`) becomes a usage record and metric
+        samples (issue 5; `cliproxyd.recording`)."""
+        if self.sink is not None:
+            req, outcome = self.request, self.outcome or getattr(self._pipeline, "outcome", None)
+            first = self.sink.first_write_at or time.time()
+            record(self.state, self.runtime, RequestDone(
+                client_format=self.client_format or "", status=self.get_status(),
+                api=api_key_for(self.principal, req.method or "", self.route_name, req.path),
+                started=req._start_time, duration=req.request_time(),
+                first_byte=first - req._start_time, outcome=outcome))
+        super().on_finish()
 
 
 class ChatCompletionsHandler(_ProxyHandler):
