@@ -129,7 +129,7 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class Metrics:
-    """`metrics:` whether GET /metrics needs a client API key."""
+    """`metrics:` whether GET /metrics needs the management secret."""
 
     require_auth: bool = False
 

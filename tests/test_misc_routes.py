@@ -69,9 +69,12 @@ def test_metrics_exposition(daemon):
 
 
 def test_metrics_require_auth(daemon):
-    d = daemon({"api-keys": ["k"], "metrics": {"require-auth": True}})
+    """metrics.require-auth makes /metrics take the management secret (issue 5), not a client key."""
+    d = daemon({"api-keys": ["k"], "metrics": {"require-auth": True},
+                "remote-management": {"secret-key": "m-secret"}})
     assert d.request("GET", "/metrics").status == 401
-    assert d.request("GET", "/metrics", headers={"Authorization": "Bearer k"}).status == 200
+    assert d.request("GET", "/metrics", headers={"Authorization": "Bearer k"}).status == 401
+    assert d.request("GET", "/metrics", headers={"Authorization": "Bearer m-secret"}).status == 200
 
 
 def test_reload_counter_counts_successes(daemon):

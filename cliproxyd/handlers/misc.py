@@ -40,10 +40,11 @@ class HealthHandler(BaseHandler):
 
 
 class MetricsHandler(BaseHandler):
-    """``GET /metrics``: Prometheus text; needs a client key when ``metrics.require-auth``."""
+    """``GET /metrics``: Prometheus text; with ``metrics.require-auth`` it takes the management
+    secret under the management rules (issue 5)."""
 
     def access_mode(self) -> str:
-        return "client" if self.runtime.config.metrics.require_auth else "public"
+        return "management" if self.runtime.config.metrics.require_auth else "public"
 
     def get(self) -> None:
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
