@@ -235,7 +235,7 @@ def _client_side() -> ClientSide:
 class _SocketSink:
     """The pipeline's `Sink` for one turn: each event's data is one text frame."""
 
-    def __init__(self, handler: "ResponsesWebSocketHandler") -> None:
+    def __init__(self, handler: ResponsesWebSocketHandler) -> None:
         self.handler = handler
         self._started = False
         self._call: UpstreamCall | None = None
@@ -306,11 +306,11 @@ class OpenSockets:
     def __len__(self) -> int:
         return len(self._handlers)
 
-    def add(self, handler: "ResponsesWebSocketHandler") -> None:
+    def add(self, handler: ResponsesWebSocketHandler) -> None:
         self._handlers.add(handler)
         self._empty.clear()
 
-    def discard(self, handler: "ResponsesWebSocketHandler") -> None:
+    def discard(self, handler: ResponsesWebSocketHandler) -> None:
         self._handlers.discard(handler)
         if not self._handlers:
             self._empty.set()

@@ -18,10 +18,10 @@ import time
 from typing import Any
 
 import pytest
+from harness import Daemon
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from harness import Daemon
 from tests.fakes.upstreams import start_fake
 
 pytestmark = pytest.mark.timeout(120)
@@ -321,7 +321,7 @@ def test_tool_call_round_trip(stack, fake_for, alias):
             return first, second
 
     first, second = run(scenario())
-    call = [i for i in completed(first)["output"] if i["type"] == "function_call"][0]
+    call = next(i for i in completed(first)["output"] if i["type"] == "function_call")
     assert call["name"] == "get_weather" and json.loads(call["arguments"]) == {"city": "Paris"}
     assert any(f["type"] == "response.function_call_arguments.delta" or
                f["type"] == "response.function_call_arguments.done" for f in first)
@@ -334,7 +334,7 @@ def test_tool_call_round_trip(stack, fake_for, alias):
 
 
 def test_error_frames_keep_the_socket_usable(stack, fake_for):
-    fake = fake_for("c-model")
+    fake_for("c-model")
 
     async def scenario() -> list[list[dict]]:
         async with opener(stack) as ws:
