@@ -17,6 +17,7 @@ import socket
 import time
 from typing import Any
 
+import openai
 import pytest
 from harness import Daemon
 from websockets.asyncio.client import ClientConnection, connect
@@ -328,6 +329,36 @@ def test_tool_call_round_trip(stack, fake_for, alias):
     assert text_of(second) == "It is sunny in Paris."
     replay = json.dumps(fake.requests[1].body)
     assert ordered(replay, "weather in Paris?", "get_weather", "sunny, 21C"), replay
+
+
+def test_official_openai_sdk_connect(stack, fake_for):
+    """``client.responses.connect()`` of the openai SDK parses every frame into its typed events."""
+    fake = fake_for("g-model")
+    client = openai.OpenAI(base_url=stack.url + "/v1", api_key=CLIENT_KEY, max_retries=0)
+
+    def read_turn(conn: Any) -> list[Any]:
+        events = []
+        for event in conn:
+            events.append(event)
+            if event.type in ("response.completed", "response.failed", "error"):
+                return events
+        raise AssertionError("the socket closed mid-turn")
+
+    with client.responses.connect() as conn:
+        conn.response.create(model="g-model", input="sdk question one")
+        first = read_turn(conn)
+        conn.response.create(previous_response_id=first[-1].response.id,
+                             input=[{"role": "user", "content": "sdk question two"}])
+        second = read_turn(conn)
+        conn.send({"type": "response.steer", "input": [], "previous_response_id": "x"})
+        refused = conn.recv()
+
+    assert first[-1].type == "response.completed"
+    assert first[-1].response.output_text == "Hello from gemini-2.5-flash."
+    assert second[-1].response.output_text == "Hello from gemini-2.5-flash."
+    assert type(refused).__name__ == "ResponseWsError" and refused.status == 400
+    assert ordered(json.dumps(fake.requests[1].body), "sdk question one",
+                   "Hello from gemini-2.5-flash.", "sdk question two")
 
 
 # -- errors -----------------------------------------------------------------------------------
