@@ -12,8 +12,9 @@ Rules kept here (issue 4):
   ``stream_options.include_usage`` for OpenAI-compatible streams, whose extra usage chunk is then
   not forwarded unless the client asked for it).  The answer is decoded anyway, for usage and to
   notice a truncated stream.
-* Nothing is written to the client until the upstream produced real output, so an upstream that
-  fails at once (an HTTP error or an in-stream error event) can still fail over or answer with a
+* Response headers go out with the first upstream event and every event is flushed at once.
+  Until then an upstream that fails (an HTTP error status, a refused connection, or a stream whose
+  first event is an error) can still fail over to the next credential or be answered with a
   proper HTTP status and JSON body.
 * A stream that breaks after output started ends with the client format's in-stream error; it
   does not cool the credential down (the connection failed, not the key).
@@ -49,8 +50,6 @@ log = logging.getLogger(__name__)
 
 _ID_PREFIX = {"openai_chat": "chatcmpl-", "claude": "msg_", "openai_responses": "resp_",
               "gemini": ""}
-# IR events that say nothing yet: held back so an immediate upstream error can still fail over.
-_PREAMBLE = (ir.MessageStart, ir.UsageUpdate, ir.BlockStart)
 
 
 @dataclass(frozen=True)
@@ -210,11 +209,12 @@ class Pipeline:
         body = self._upstream_body(plan, upstream, passthrough, upstream_model)
         upstream_stream = plan.stream or getattr(provider, "stream_only", False)
         wire = provider.build_request(body, cred, upstream_model, upstream_stream)
+        options = _decode_options(upstream, plan, passthrough)
         if not upstream_stream:
             response = await self._send(provider, wire, cred, sink, None)
-            self._plain_answer(plan, upstream, passthrough, response, outcome)
+            self._plain_answer(plan, upstream, passthrough, response, outcome, options)
             return
-        relay = _Relay(plan, upstream, passthrough, sink)
+        relay = _Relay(plan, upstream, passthrough, sink, options)
         try:
             await self._send(provider, wire, cred, sink, relay.feed)
         except ProxyError as err:
@@ -263,10 +263,11 @@ class Pipeline:
         return response
 
     def _plain_answer(self, plan: _Plan, upstream: Any, passthrough: bool,
-                      response: UpstreamResponse, outcome: Outcome) -> None:
+                      response: UpstreamResponse, outcome: Outcome,
+                      options: Mapping[str, Any]) -> None:
         try:
             body = json.loads(response.body)
-            decoded = upstream.decode_response(body)
+            decoded = upstream.decode_response(body, **options)
         except ProxyError:
             raise
         except Exception as exc:  # any shape the codec cannot read: the upstream's fault
@@ -308,6 +309,15 @@ class Pipeline:
                              "token count.", status=502) from exc
 
 
+def _decode_options(upstream: Any, plan: _Plan, passthrough: bool) -> dict[str, Any]:
+    """Extra decoder arguments an upstream codec needs from the request it was sent: Gemini
+    restores tool names it had to sanitise (its `tool_name_map`)."""
+    name_map = getattr(upstream, "tool_name_map", None)
+    if name_map is None or passthrough:
+        return {}
+    return {"tool_names": name_map(plan.request)}
+
+
 class _NullSink:
     started = False
 
@@ -321,15 +331,14 @@ class _NullSink:
 class _Relay:
     """Upstream stream bytes → SSE events → IR events → client wire events (or an aggregate)."""
 
-    def __init__(self, plan: _Plan, upstream: Any, passthrough: bool, sink: Sink) -> None:
+    def __init__(self, plan: _Plan, upstream: Any, passthrough: bool, sink: Sink,
+                 options: Mapping[str, Any]) -> None:
         self.plan, self.passthrough, self.sink = plan, passthrough, sink
         self.parser = sse.Parser()
-        self.decoder = upstream.StreamDecoder()
+        self.decoder = upstream.StreamDecoder(**options)
         self.encoder = plan.client.stream_encoder(plan.ctx) if plan.stream else None
         self.collector = None if plan.stream else aggregate.Collector(
             response_id=plan.ctx.response_id, model=plan.request.model)
-        self.pending: list[sse.Event] = []
-        self.live = False  # real output seen: pending events may go out
         self.usage = ir.Usage()
         self.abort: ProxyError | None = None
         self.stream_error: ProxyError | None = None
@@ -364,7 +373,7 @@ class _Relay:
         return self.collector.result()
 
     def _fail_inline(self, err: ProxyError) -> Awaitable[None] | None:
-        if not self.live and not self.sink.started:
+        if not self.sink.started:
             self.abort = err
             return None
         return self._emit([ir.StreamError(err)])
@@ -394,7 +403,7 @@ class _Relay:
     def _dispatch(self, decoded: list[ir.StreamEvent], raw: list[sse.Event],
                   ending: bool) -> Awaitable[None] | None:
         error = next((e for e in decoded if isinstance(e, ir.StreamError)), None)
-        if error is not None and not self.live and not self.sink.started:
+        if error is not None and not self.sink.started:
             self.abort = error.error
             return None
         if self.collector is not None:
@@ -408,8 +417,6 @@ class _Relay:
             wire = raw + (self._encode([error]) if error is not None else [])
         else:
             wire = self._encode(decoded)  # the encoder renders a StreamError itself
-        if any(not isinstance(e, _PREAMBLE) for e in decoded) or ending:
-            self.live = True
         return self._emit_wire(wire, ending or error is not None)
 
     def _encode(self, decoded: list[ir.StreamEvent]) -> list[sse.Event]:
@@ -432,13 +439,9 @@ class _Relay:
     def _emit_wire(self, wire: list[sse.Event], final: bool) -> Awaitable[None] | None:
         if final and self.encoder is not None and not self.passthrough:
             wire = wire + self.encoder.finish()
-        self.pending += wire
         if final:
             self.finished = True
-        if not (self.live or final) or not self.pending:
-            return None
-        out, self.pending = self.pending, []
-        return self.sink.send_events(out)
+        return self.sink.send_events(wire) if wire else None
 
 
 async def _maybe(value: Awaitable[None] | None) -> None:

@@ -168,7 +168,7 @@ class _ClientSink:
         loop = IOLoop.current()
         if loop.time() - self._last_write >= self.keepalive:
             self.handler.write(sse.comment("keep-alive"))
-            loop.add_future(self._flush(), lambda f: f.exception())
+            loop.add_callback(self._flush)
         self._timer = loop.call_later(self.keepalive, self._tick)
 
     def _stop_keepalive(self) -> None:

@@ -18,7 +18,7 @@ The answer is scripted by `FakeUpstream.set_reply`: by default one text, ``"Hell
 Usage numbers are derived from the request and answer sizes (deterministic, never zero).
 
 Failure modes (`MODES`), for every request, for one key, or for the next N requests:
-``ok``, ``429`` (optionally with ``Retry-After``), ``500``, ``401``, ``slow`` (wait ``delay``
+``ok``, ``400``, ``429`` (optionally with ``Retry-After``), ``500``, ``401``, ``slow`` (wait ``delay``
 seconds before the first byte, then ok), ``stall`` (send the first part of the answer, then
 nothing until the client goes away), ``drop`` (send the first part, then close the connection),
 ``malformed`` (invalid JSON with status 200), ``truncated`` (a stream that ends cleanly but
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 KINDS = ("gemini", "claude", "openai", "responses")
-MODES = ("ok", "429", "500", "401", "slow", "stall", "drop", "malformed", "truncated",
+MODES = ("ok", "400", "429", "500", "401", "slow", "stall", "drop", "malformed", "truncated",
          "html_error")
 CREATED = 1_700_000_000  # a fixed timestamp: fakes need no clock
 STALL_LIMIT = 600.0  # a stalled handler gives up after this long even if nobody disconnects
@@ -454,6 +454,7 @@ class _Handler(tornado.web.RequestHandler):
                         "<body><h1>Bad Gateway</h1></body></html>")
             return True
         status, message = {
+            "400": (400, "Invalid request (fake)."),
             "429": (429, "Rate limit exceeded (fake)."),
             "500": (500, "Internal server error (fake)."),
             "401": (401, "Invalid API key (fake)."),
