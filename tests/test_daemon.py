@@ -251,3 +251,33 @@ def test_host_change_on_the_same_port_rebinds(daemon):
     assert conn.getresponse().status == 200
     conn.close()
     assert f"now listening on *:{d.port}" in d.logs
+
+
+def _raw_response_head(port: int, head: bytes) -> bytes:
+    """Send request headers only and read until the response headers and body start."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        reply = b""
+        while b"}" not in reply:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+def test_declared_huge_body_gets_413_before_the_body_is_sent(daemon):
+    d = daemon({"api-keys": [KEY], "max-body-size": 1000})
+    huge = 50 * 1024 * 1024  # far above the server's own hard limit too
+    for expect in ("Expect: 100-continue\r\n", ""):
+        reply = _raw_response_head(d.port, (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+            f"Content-Type: application/json\r\n{expect}Content-Length: {huge}\r\n\r\n").encode())
+        assert reply.startswith(b"HTTP/1.1 413 "), reply[:200]
+        assert b"100 Continue" not in reply
+        assert b'"invalid_request_error"' in reply
+    # Without a key the answer is still 401, not 413.
+    reply = _raw_response_head(d.port, (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {huge}\r\n\r\n").encode())
+    assert reply.startswith(b"HTTP/1.1 401 ")
+    assert d.alive() and d.request("GET", "/healthz").status == 200

@@ -18,10 +18,12 @@ import json
 import logging
 import math
 import time
+from asyncio import Future
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
-from tornado import httputil, web
+from tornado import gen, httputil, web
 from tornado.ioloop import IOLoop
 
 from cliproxyd import access
@@ -41,6 +43,9 @@ __all__ = ["BaseHandler", "NotFoundHandler", "ProxyApplication", "render_error_b
 log = logging.getLogger(__name__)
 
 _TOO_LARGE_ATTR = "_cliproxyd_body_too_large"
+_ANSWERED_ATTR = "_cliproxyd_answered"
+# Bound on holding a connection while an over-size request is answered before its body.
+_EARLY_ANSWER_WAIT = 30.0
 
 
 def render_error_body(fmt: str | None, err: ProxyError) -> dict[str, Any]:
@@ -189,11 +194,17 @@ class BaseHandler(web.RequestHandler):
             log.error("uncaught exception in %s", where, exc_info=(typ, value, tb))
 
     def on_finish(self) -> None:
-        self.state.inflight.leave(self)
+        self._done()
 
     def on_connection_close(self) -> None:
-        self.state.inflight.leave(self)
+        self._done()
         super().on_connection_close()
+
+    def _done(self) -> None:
+        self.state.inflight.leave(self)
+        answered = getattr(self.request.connection, _ANSWERED_ATTR, None)
+        if answered is not None and not answered.done():
+            answered.set_result(None)
 
 
 class NotFoundHandler(BaseHandler):
@@ -219,19 +230,38 @@ class NotFoundHandler(BaseHandler):
 
 class _GuardedDelegate(httputil.HTTPMessageDelegate):
     """Wraps Tornado's routing delegate: counts the request in flight from its headers on and
-    stops passing body bytes on once they exceed the limit (the handler then answers 413)."""
+    stops passing body bytes on once they exceed the limit (the handler then answers 413).
+
+    A declared ``Content-Length`` over the limit is answered at once, before the body is read:
+    the client (``Expect: 100-continue`` or not) can read the 413 even when the body is larger
+    than the server's own hard limit, past which Tornado drops the connection.
+    """
 
     def __init__(self, inner: httputil.HTTPMessageDelegate, conn: Any, state: AppState, limit: int):
         self._inner, self._conn, self._state, self._limit = inner, conn, state, limit
         self._received = 0
         self._too_large = False
+        self._finished_early = False
 
     def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> Awaitable[None] | None:
         self._state.inflight.enter(self)
         length = headers.get("Content-Length", "")
         if length.strip().isdigit() and int(length) > self._limit:
             self._mark_too_large()
-        return self._inner.headers_received(start_line, headers)
+        result = self._inner.headers_received(start_line, headers)
+        if self._too_large and result is None and self._handler_is_ours():
+            # Run the handler now with no body (its prepare() answers 401 or 413) and hold the
+            # connection until it has answered, so no "100 Continue" and no body read come first.
+            answered: Future[None] = Future()
+            setattr(self._conn, _ANSWERED_ATTR, answered)
+            self._finished_early = True
+            self._inner.finish()
+            return gen.with_timeout(timedelta(seconds=_EARLY_ANSWER_WAIT), answered)
+        return result
+
+    def _handler_is_ours(self) -> bool:
+        handler_class = getattr(getattr(self._inner, "delegate", None), "handler_class", None)
+        return isinstance(handler_class, type) and issubclass(handler_class, BaseHandler)
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         if self._too_large:
@@ -244,7 +274,8 @@ class _GuardedDelegate(httputil.HTTPMessageDelegate):
 
     def finish(self) -> None:
         try:
-            self._inner.finish()
+            if not self._finished_early:
+                self._inner.finish()
         finally:
             self._state.inflight.leave(self)
 
