@@ -204,13 +204,13 @@ def parse_import(body: Any, now_us: int, offset: OffsetFn) -> list[UsageRecord]:
     usage = body.get("usage")
     if usage is None:
         return []
-    apis = _mapping(usage, "usage").get("apis") or {}
+    apis = _present(_mapping(usage, "usage").get("apis"), {})
     records: list[UsageRecord] = []
     for api, api_body in _mapping(apis, "usage.apis").items():
-        models = _mapping(api_body, f"usage.apis.{api}").get("models") or {}
+        models = _present(_mapping(api_body, f"usage.apis.{api}").get("models"), {})
         for model, model_body in _mapping(models, f"usage.apis.{api}.models").items():
             where = f"usage.apis.{api}.models.{model}.details"
-            details = _mapping(model_body, where).get("details") or []
+            details = _present(_mapping(model_body, where).get("details"), [])
             if not isinstance(details, list):
                 raise UsageImportError(f"{where} must be a list")
             for i, item in enumerate(details):
@@ -218,6 +218,10 @@ def parse_import(body: Any, now_us: int, offset: OffsetFn) -> list[UsageRecord]:
                 if len(records) > MAX_IMPORT_DETAILS:
                     raise UsageImportError(f"too many details (more than {MAX_IMPORT_DETAILS})")
     return records
+
+
+def _present(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _mapping(value: Any, where: str) -> Mapping:
@@ -249,7 +253,7 @@ def _detail(item: Any, api: str, model: str, where: str, now_us: int,
             raise UsageImportError(f"{where}.timestamp is not an RFC 3339 timestamp") from None
     else:
         raise UsageImportError(f"{where}.timestamp must be a string")
-    tokens = _mapping(item.get("tokens") or {}, f"{where}.tokens")
+    tokens = _mapping(_present(item.get("tokens"), {}), f"{where}.tokens")
     counts = {k: max(0, _int(tokens.get(k), f"{where}.tokens.{k}")) for k in (
         "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "total_tokens")}
     failed = item.get("failed", False)

@@ -16,6 +16,7 @@ serialised by `AppState.edit_lock`.  Usage and auth-file routes live in `cliprox
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,8 @@ class ManagementHandler(BaseHandler):
         if getattr(err, "problems", ()):
             body["error"]["problems"] = list(err.problems)
         self.set_status(err.status, reason=None if err.status in httputil.responses else "Error")
+        if err.retry_after is not None:
+            self.set_header("Retry-After", str(max(0, math.ceil(err.retry_after))))
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
 

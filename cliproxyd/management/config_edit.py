@@ -97,13 +97,16 @@ class ConfigDocument:
             _config_yaml.compose(text)
         except _config_yaml.YAMLProblem as exc:
             raise EditError(400, f"config.yaml on disk is not usable YAML: {exc.message}") from None
-        data, indent, seq_offset = load_yaml_guess_indent(text) if text.strip() else (None, 2, 0)
+        _, indent, seq_offset = load_yaml_guess_indent(text) if text.strip() else (None, 2, 0)
         self._yaml = YAML(typ="rt")
         self._yaml.preserve_quotes = True
         self._yaml.width = 4096  # never fold a long key or URL onto two lines
         self._yaml.indent(mapping=2, sequence=max(indent or 2, (seq_offset or 0) + 2),
                           offset=seq_offset or 0)
-        self.data = data if isinstance(data, CommentedMap) else CommentedMap()
+        data = self._yaml.load(text) if text.strip() else None
+        if data is not None and not isinstance(data, CommentedMap):
+            raise EditError(400, "config.yaml on disk is not a mapping of settings")
+        self.data = data if data is not None else CommentedMap()
 
     def dump(self) -> str:
         out = io.StringIO()

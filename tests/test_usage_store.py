@@ -1,0 +1,138 @@
+"""cliproxyd.usage_store: the SQLite writer thread, persistence across reopen, import dedup,
+retention roll-ups, file modes and the recorder's live switches."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass
+
+from cliproxyd.usage import UsageRecord, parse_import
+from cliproxyd.usage_store import UsageRecorder, UsageStore
+
+DAY_US = 86_400 * 10**6
+
+
+def rec(ts_us: int, **kw) -> UsageRecord:
+    base = dict(ts_us=ts_us, offset=0, api="k", model="m", source="src", input_tokens=10,
+                output_tokens=5)
+    base.update(kw)
+    return UsageRecord.make(**base)
+
+
+def now_us() -> int:
+    return int(time.time() * 1e6)
+
+
+def snap(store: UsageStore) -> dict:
+    return store.call(store.snapshot).result(10)["usage"]
+
+
+def test_records_are_readable_after_they_are_handed_over(tmp_path):
+    store = UsageStore(str(tmp_path / "u.sqlite"), 30)
+    try:
+        for i in range(3):
+            store.record(rec(now_us() + i, failed=i == 2))
+        usage = snap(store)  # a job runs after pending records are committed
+        assert (usage["total_requests"], usage["failure_count"], usage["total_tokens"]) == (3, 1, 45)
+        assert len(usage["apis"]["k"]["models"]["m"]["details"]) == 3
+    finally:
+        store.close()
+
+
+def test_data_survives_close_and_reopen(tmp_path):
+    path = str(tmp_path / "state" / "u.sqlite")
+    store = UsageStore(path, 30)
+    store.record(rec(now_us()))
+    store.close()  # commits what is queued
+    again = UsageStore(path, 30)
+    try:
+        assert snap(again)["total_requests"] == 1
+    finally:
+        again.close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "state").st_mode) == 0o700
+
+
+def test_import_skips_details_already_present(tmp_path):
+    store = UsageStore(str(tmp_path / "u.sqlite"), 30)
+    try:
+        store.record(rec(now_us()))
+        exported = {"version": 1, "usage": snap(store)}
+        records = parse_import(exported, now_us(), lambda ts: 0)
+        assert store.call(lambda c: store.import_records(c, records)).result(10) == (0, 1)
+        fresh = [rec(now_us() + 5, model="other")] * 2  # the same detail twice in one import
+        assert store.call(lambda c: store.import_records(c, fresh)).result(10) == (1, 1)
+        assert store.call(store.counts).result(10) == (2, 0)
+    finally:
+        store.close()
+
+
+def test_retention_rolls_old_details_up_and_keeps_their_dedup_keys(tmp_path):
+    store = UsageStore(str(tmp_path / "u.sqlite"), 30)
+    try:
+        old = rec(now_us() - 40 * DAY_US, failed=True)
+        store.record(old)
+        store.record(rec(now_us()))
+        usage = snap(store)  # the first commit also prunes
+        assert usage["total_requests"] == 2 and usage["failure_count"] == 1
+        assert usage["total_tokens"] == 30
+        assert len(usage["apis"]["k"]["models"]["m"]["details"]) == 1  # only the recent one
+        assert len(usage["requests_by_day"]) == 2  # the old day survives in the roll-up
+        assert store.call(lambda c: store.import_records(c, [old])).result(10) == (0, 1)
+    finally:
+        store.close()
+
+
+def test_prune_honours_a_changed_retention(tmp_path):
+    store = UsageStore(str(tmp_path / "u.sqlite"), 30)
+    try:
+        store.record(rec(now_us() - 5 * DAY_US))
+        assert snap(store)["apis"]["k"]["models"]["m"]["details"]
+        store.retention_days = 1
+        assert store.call(store.prune).result(10) == 1
+        usage = snap(store)
+        assert usage["apis"]["k"]["models"]["m"]["details"] == [] and usage["total_requests"] == 1
+    finally:
+        store.close()
+
+
+def test_an_unopenable_database_fails_jobs_without_blocking(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    store = UsageStore(str(blocker / "u.sqlite"), 30)
+    try:
+        store.record(rec(now_us()))
+        future = store.call(store.snapshot)
+        try:
+            future.result(10)
+        except RuntimeError as exc:
+            assert "usage database unavailable" in str(exc)
+        else:
+            raise AssertionError("the job should fail")
+    finally:
+        store.close()
+
+
+@dataclass(frozen=True)
+class _Cfg:
+    usage_db_path: str
+    usage_statistics_enabled: bool = True
+    usage_retention_days: int = 30
+
+
+def test_recorder_follows_the_switch_and_the_path(tmp_path):
+    recorder = UsageRecorder()
+    a, b = str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")
+    try:
+        recorder.record(_Cfg(a, usage_statistics_enabled=False), rec(now_us()))
+        recorder.record(_Cfg(a), rec(now_us()))
+        store_a = recorder.store_for(_Cfg(a))
+        assert snap(store_a)["total_requests"] == 1  # nothing recorded while off
+        recorder.record(_Cfg(b, usage_retention_days=7), rec(now_us()))
+        store_b = recorder.store_for(_Cfg(b, usage_retention_days=7))
+        assert store_b is not store_a and store_b.retention_days == 7
+        assert snap(store_b)["total_requests"] == 1
+    finally:
+        recorder.close()
