@@ -251,8 +251,7 @@ class Pipeline:
         call = self.transport.start(wire, connect_timeout=timeouts.connect,
                                     first_byte_timeout=timeouts.first_byte,
                                     idle_timeout=timeouts.idle, on_chunk=on_chunk,
-                                    proxy_url=cred.proxy_url or self.runtime.config.proxy_url
-                                    or None)
+                                    proxy_url=cred.proxy_url or None)
         sink.watch(call)
         try:
             response = await call.result()

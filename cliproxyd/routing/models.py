@@ -169,17 +169,26 @@ def _make(kind: str, api_key: str, base_url: str, entry: Any, proxy_url: str,
     )
 
 
+def _effective_proxy(own: str, default: str) -> str:
+    """An entry's outbound proxy: its own, else the global one; ``direct``/``none`` on the entry
+    opts out of the global proxy (CLIProxyAPI's convention)."""
+    if own.strip().lower() in ("direct", "none"):
+        return ""
+    return own or default
+
+
 def _credentials(config: Any) -> list[Credential]:
     creds = []
     for kind, entries in (("gemini", config.gemini_api_key), ("claude", config.claude_api_key),
                           ("codex", config.codex_api_key)):
         for e in entries:
-            creds.append(_make(kind, e.api_key, e.base_url, e, e.proxy_url or config.proxy_url))
+            creds.append(_make(kind, e.api_key, e.base_url, e,
+                               _effective_proxy(e.proxy_url, config.proxy_url)))
     for compat in config.openai_compatibility:
         # An entry without keys still works (Authorization omitted), as in CLIProxyAPI.
         keys = compat.api_key_entries or (None,)
         for key in keys:
-            proxy = (key.proxy_url if key else "") or config.proxy_url
+            proxy = _effective_proxy(key.proxy_url if key else "", config.proxy_url)
             creds.append(_make("openai_compat", key.api_key if key else "", compat.base_url,
                                compat, proxy, compat.name))
     return creds

@@ -192,3 +192,19 @@ def test_registry_from_an_empty_config_serves_nothing():
     assert reg.credentials == () and reg.listing() == [] and reg.find("gpt-5") is None
     with pytest.raises(ProxyError):
         reg.resolve("gpt-5")
+
+
+def test_entry_proxy_direct_opts_out_of_the_global_proxy():
+    from cliproxyd.config import parse_config
+    from cliproxyd.routing.models import build_registry
+
+    cfg = parse_config(
+        'proxy-url: "http://proxy.local:3128"\n'
+        'claude-api-key:\n'
+        '  - api-key: "key-with-global-proxy"\n'
+        '  - api-key: "key-going-direct-0001"\n'
+        '    proxy-url: direct\n'
+        '  - api-key: "key-own-proxy-000001"\n'
+        '    proxy-url: "http://other.local:8080"\n')
+    proxies = [c.proxy_url for c in build_registry(cfg).credentials]
+    assert proxies == ["http://proxy.local:3128", "", "http://other.local:8080"]
