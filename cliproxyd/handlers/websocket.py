@@ -27,8 +27,9 @@ Codex CLI and other agents keep one socket open and send turn after turn.  This 
   text frame, whatever the upstream kind.  Failures are frames
   ``{"type":"error","status":N,"error":{"message","type","code","param"}}`` (in-stream errors
   also carry their ``sequence_number``) and the socket stays open.  A client that closes
-  cancels the upstream call.  A turn is in flight (shutdown waits for it) and is counted in
-  ``cliproxyd_http_requests_total{route="responses_websocket",method="OTHER"}``.
+  cancels the upstream call.  A turn is in flight (shutdown waits for it) and is recorded as a
+  ``POST /v1/responses`` is (usage statistics and the proxy metrics, `cliproxyd.recording`),
+  plus ``cliproxyd_http_requests_total{route="responses_websocket",method="OTHER"}``.
 * **Keep-alive and shutdown.**  The server pings every ``streaming.keepalive-seconds`` (0 = no
   pings) and drops a socket whose pong does not come back within the same interval.
   `OpenSockets` lets the daemon close every socket with 1001 once its turn has finished or the
@@ -54,9 +55,10 @@ from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import codec, ir, sse
 from cliproxyd.handlers.base import BaseHandler, render_error_body
 from cliproxyd.handlers.proxy import parse_json_object
-from cliproxyd.pipeline import ClientSide, Outcome, Pipeline
+from cliproxyd.pipeline import ClientSide, Pipeline
 from cliproxyd.providers.transport import UpstreamCall
-from cliproxyd.runtime import AppState, RuntimeRef
+from cliproxyd.recording import RequestDone, api_key_for, record
+from cliproxyd.runtime import AppState, Runtime, RuntimeRef
 
 __all__ = ["Conversation", "OpenSockets", "ResponsesWebSocketHandler", "UpgradeMatches",
            "error_frame"]
@@ -241,6 +243,7 @@ class _SocketSink:
         self._call: UpstreamCall | None = None
         self.gone = False
         self.output: list[dict[str, Any]] | None = None  # set by response.completed/incomplete
+        self.first_write_at: float | None = None  # wall clock, for the ttfb metric
 
     @property
     def started(self) -> bool:
@@ -259,7 +262,8 @@ class _SocketSink:
     def send_events(self, events: list[sse.Event]) -> Any:
         if self.gone:
             return None
-        self._started = True
+        if not self._started:
+            self._started, self.first_write_at = True, time.time()
         last = None
         for event in events:
             if event.data == "[DONE]":
@@ -450,11 +454,11 @@ class ResponsesWebSocketHandler(BaseHandler, websocket.WebSocketHandler):
         token = object()
         self.state.inflight.enter(token)
         sink = self._sink = _SocketSink(self)
-        outcome: Outcome | None = None
-        status, began = 200, time.monotonic()
+        runtime = self.runtime_ref.current  # this turn's snapshot
+        pipeline = Pipeline(runtime, self.state.transport)
+        status, began = 200, time.time()
         try:
-            pipeline = Pipeline(self.runtime_ref.current, self.state.transport)
-            outcome = await pipeline.generate(_client_side(), body, sink, stream=True)
+            await pipeline.generate(_client_side(), body, sink, stream=True)
             if not sink.started and not sink.gone:
                 raise ProxyError(ErrorKind.UPSTREAM_ERROR, "The upstream returned an empty stream.")
         except ProxyError as err:
@@ -471,23 +475,24 @@ class ResponsesWebSocketHandler(BaseHandler, websocket.WebSocketHandler):
             self.state.inflight.leave(token)
         if sink.output is not None:
             self.conversation.completed(body, sink.output)
-        self.record_turn(status, outcome, str(body.get("model") or ""), time.monotonic() - began)
+        self.record_turn(runtime, RequestDone(
+            client_format="openai_responses", status=status,
+            api=api_key_for(self.principal, "GET", self.route_name, "/v1/responses"),
+            started=began, duration=time.time() - began,
+            first_byte=(sink.first_write_at or time.time()) - began,
+            outcome=pipeline.outcome, requested_model=str(body.get("model") or "")))
         if self.sockets.draining:
             self.close(GOING_AWAY, "server shutting down")
 
-    def record_turn(self, status: int, outcome: Outcome | None, model: str,
-                    seconds: float) -> None:
-        """Usage and metrics hook: one turn counts as one request (as ``POST /v1/responses``).
-
-        ``status`` is what an HTTP request would have answered (200 once the stream started),
-        ``outcome`` the pipeline's `Outcome` (usage, credential, attempts; None when the turn
-        failed before an upstream answered), ``model`` the model the client asked for and
-        ``self.principal`` the client key matched at the upgrade ("" when open).  The usage
-        recorder is to be called here, the same way the HTTP handlers record their `Outcome`.
-        """
-        self.state.metrics.observe_request(ROUTE, "WS", status)  # method label: OTHER
-        log.info("%d websocket turn /v1/responses (%s) %.1fms", status, model or "-",
-                 1000.0 * seconds)
+    def record_turn(self, runtime: Runtime, done: RequestDone) -> None:
+        """One turn counts as one request, as ``POST /v1/responses`` does: a usage record and
+        the proxy metrics (`cliproxyd.recording`), the request counter (route
+        ``responses_websocket``, method ``OTHER``) and an access-log line.  ``done.status`` is
+        what an HTTP request would have answered (200 once the stream started)."""
+        record(self.state, runtime, done)
+        self.state.metrics.observe_request(ROUTE, "WS", done.status)
+        log.info("%d websocket turn /v1/responses (%s) %.1fms", done.status,
+                 done.requested_model or "-", 1000.0 * done.duration)
 
     def send_frame(self, text: str) -> Any:
         """Write one text frame; None when the socket is already closed."""

@@ -28,6 +28,7 @@ from tests.fakes.upstreams import start_fake
 pytestmark = pytest.mark.timeout(120)
 
 CLIENT_KEY = "client-key-ws-0123456789"
+SECRET = "management-secret-ws-42"
 UPSTREAMS = {
     # client-visible alias → (fake kind, upstream model, configured key)
     "g-model": ("gemini", "gemini-2.5-flash", "gem-key-AAAA1111"),
@@ -79,7 +80,8 @@ def fakes():
 
 @pytest.fixture(scope="module")
 def stack(fakes, tmp_path_factory):
-    config = {"api-keys": [CLIENT_KEY], "request-retry": 0, **provider_config(fakes)}
+    config = {"api-keys": [CLIENT_KEY], "request-retry": 0,
+              "remote-management": {"secret-key": SECRET}, **provider_config(fakes)}
     daemon = Daemon(tmp_path_factory.mktemp("ws"), config).start()
     yield daemon
     daemon.stop()
@@ -466,19 +468,46 @@ def test_client_close_cancels_the_upstream_request(stack, fake_for):
     assert fake.wait_disconnects(before + 1, timeout=WAIT)
 
 
-def test_turns_are_counted_in_metrics(stack, fake_for):
+def _sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of one sample of the Prometheus text ``metrics`` (0 when absent)."""
+    for line in metrics.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _usage_details(daemon: Daemon) -> list[dict]:
+    usage = daemon.request("GET", "/v0/management/usage",
+                           headers={"Authorization": f"Bearer {SECRET}"}).json()["usage"]
+    models = usage["apis"].get(CLIENT_KEY, {}).get("models", {})
+    return models.get("c-model", {}).get("details", [])
+
+
+def test_turns_are_counted_like_http_requests(stack, fake_for):
     fake_for("c-model")
+    labels = {"client_format": "openai_responses", "provider": "claude", "model": "c-model",
+              "code": "200"}
+    before = stack.request("GET", "/metrics").body.decode()
+    details_before = len(_usage_details(stack))
 
     async def scenario() -> None:
         async with opener(stack) as ws:
             completed(await turn(ws, {"type": "response.create", "model": "c-model",
                                       "input": "count me"}))
+            completed(await turn(ws, {"type": "response.append", "input": []}))
 
     run(scenario())
-    metrics = stack.request("GET", "/metrics").body.decode()
-    line = [l for l in metrics.splitlines() if l.startswith("cliproxyd_http_requests_total{")
-            and 'route="responses_websocket"' in l and 'code="200"' in l]
-    assert line and float(line[0].rsplit(" ", 1)[1]) >= 1
+    # A turn is recorded just after its last frame went out: wait for the second record.
+    wait_for(lambda: len(_usage_details(stack)) >= details_before + 2, "the usage records")
+    details = _usage_details(stack)
+    assert len(details) == details_before + 2
+    after = stack.request("GET", "/metrics").body.decode()
+    assert _sample(after, "cliproxyd_requests_total", **labels) == \
+        _sample(before, "cliproxyd_requests_total", **labels) + 2
+    turns = {"route": "responses_websocket", "method": "OTHER", "code": "200"}
+    assert _sample(after, "cliproxyd_http_requests_total", **turns) == \
+        _sample(before, "cliproxyd_http_requests_total", **turns) + 2
+    assert all(d["tokens"]["input_tokens"] > 0 for d in details[-2:]), details[-2:]
 
 
 # -- shutdown ---------------------------------------------------------------------------------
