@@ -355,3 +355,40 @@ def test_keepalive_comments_while_the_upstream_is_quiet(daemon, fresh):
         seen += resp.read1(65536)
     conn.close()
     assert seen.startswith(b"event: message_start") and b": keep-alive\n\n" in seen
+
+
+# -- the legacy completions API and Gemini's JSON-array stream --------------------------------
+
+
+def test_legacy_completions_through_chat(daemon, fresh):
+    fake, _ = fresh
+    d = daemon({"api-keys": [KEY], "claude-api-key": claude_keys(fake, "key-legacy-001")})
+    client = openai.OpenAI(base_url=d.url + "/v1", api_key=KEY, max_retries=0)
+    done = client.completions.create(model="claude-sonnet-4-5", prompt="Once upon a time",
+                                     max_tokens=20)
+    assert done.object == "text_completion"
+    assert done.choices[0].text == "Hello from claude-sonnet-4-5."
+    assert done.usage.prompt_tokens > 0
+    assert fake.requests[-1].body["messages"][0]["content"] in (
+        "Once upon a time", [{"type": "text", "text": "Once upon a time"}])
+    fake.set_reply(text="and they lived happily.", chunks=4)
+    streamed = client.completions.create(model="claude-sonnet-4-5", prompt="x", max_tokens=20,
+                                         stream=True)
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == "and they lived happily."
+
+
+def test_gemini_stream_without_alt_is_a_json_array(daemon, fresh):
+    fake, _ = fresh
+    d = daemon({"api-keys": [KEY], "claude-api-key": claude_keys(fake, "key-array-0001")})
+    fake.set_reply(text="one two three", chunks=3)
+    r = d.request("POST", "/v1beta/models/claude-sonnet-4-5:streamGenerateContent",
+                  headers={"x-goog-api-key": KEY, "Content-Type": "application/json"},
+                  json_body={"contents": [{"role": "user", "parts": [{"text": "count"}]}]})
+    assert r.status == 200 and r.headers["Content-Type"].startswith("application/json")
+    chunks = r.json()
+    assert isinstance(chunks, list) and len(chunks) >= 2
+    text = "".join(p.get("text", "") for c in chunks for cand in c.get("candidates", [])
+                   for p in cand["content"].get("parts", []))
+    assert text == "one two three"
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert chunks[-1]["usageMetadata"]["totalTokenCount"] > 0
