@@ -120,11 +120,15 @@ class Streaming:
 
 @dataclass(frozen=True)
 class Timeouts:
-    """`timeouts:` upstream timeouts in seconds."""
+    """`timeouts:` upstream timeouts in seconds, and the client-side HTTP server's: how long a
+    connection may sit idle or take to send its headers (`client-idle`), and its body
+    (`client-body`)."""
 
     connect: float = 10.0
     first_byte: float = 300.0
     idle: float = 300.0
+    client_idle: float = 75.0
+    client_body: float = 120.0
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,8 @@ EXIT_LISTEN = 1
 EXIT_CONFIG = 78
 
 MAX_HEADER_SIZE = 64 * 1024
-# A keep-alive connection idle this long is closed (Tornado's default is an hour).
-IDLE_CONNECTION_TIMEOUT = 75.0
-# A request body must arrive within this many seconds.
-BODY_TIMEOUT = 120.0
+# The client-side idle/header and body timeouts come from `timeouts.client-idle` and
+# `timeouts.client-body` (Tornado's default lets a slow client hold a connection for an hour).
 # After the drain, how long closing the remaining (idle) connections may take.
 _CLOSE_GRACE = 5.0
 
@@ -87,9 +85,9 @@ def _conn_params(config: Config) -> HTTP1ConnectionParameters:
     """Per-connection HTTP limits for new connections (what HTTPServer derives from its kwargs)."""
     return HTTP1ConnectionParameters(
         max_header_size=MAX_HEADER_SIZE,
-        header_timeout=IDLE_CONNECTION_TIMEOUT,
+        header_timeout=config.timeouts.client_idle,
         max_body_size=server_body_limit(config.max_body_size),
-        body_timeout=BODY_TIMEOUT,
+        body_timeout=config.timeouts.client_body,
     )
 
 
@@ -177,8 +175,8 @@ class Daemon:
             xheaders=False,  # the localhost rule must see the real socket peer
             ssl_options=ssl_ctx,
             max_header_size=MAX_HEADER_SIZE,
-            idle_connection_timeout=IDLE_CONNECTION_TIMEOUT,
-            body_timeout=BODY_TIMEOUT,
+            idle_connection_timeout=config.timeouts.client_idle,
+            body_timeout=config.timeouts.client_body,
             max_body_size=server_body_limit(config.max_body_size),
         )
         server.add_sockets(sockets)

@@ -368,7 +368,7 @@ def test_unknown_key_suggests_the_closest(typo, suggestion, key_path):
 def test_unknown_key_without_close_match():
     message = only_problem("zzzzzz: 1\n")
     assert "zzzzzz: unknown key; not a cliproxyd setting" in message
-    assert "known keys: connect, first-byte, idle" in only_problem("timeouts: {xyzzy: 1}\n")
+    assert "known keys: client-body, client-idle, connect, first-byte, idle" in only_problem("timeouts: {xyzzy: 1}\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -629,7 +629,8 @@ def test_effective_config_json_uses_yaml_names_and_hides_the_secret():
     assert out["api-keys"] == ["key-one", "key-two"]
     assert out["remote-management"] == {"allow-remote": True}
     assert "s3cret" not in repr(out) and "secret-key" not in repr(out)
-    assert out["timeouts"] == {"connect": 1.5, "first-byte": 60.0, "idle": 30.0}
+    assert out["timeouts"] == {"connect": 1.5, "first-byte": 60.0, "idle": 30.0,
+                               "client-idle": 75.0, "client-body": 120.0}
     assert out["gemini-api-key"][0]["excluded-models"][1] == "*-preview"
     assert out["openai-compatibility"][0]["api-key-entries"][1] == {
         "api-key": "sk-or-2", "proxy-url": "http://proxy:3128"}
