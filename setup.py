@@ -37,6 +37,10 @@ setup(
             "anthropic>=0.40",
             "google-genai>=1.0",
             "websockets>=13",
+            # The SDKs' own HTTP layer: tests give them an httpx2 MockTransport to parse our
+            # streams offline.  cryptography makes the self-signed certificates of the TLS tests.
+            "httpx2",
+            "cryptography>=42",
             "ruff>=0.5",
         ],
     },
