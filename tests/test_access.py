@@ -239,3 +239,52 @@ def test_client_keys_never_reach_the_logs(keyed):
     assert "/v1/xyz" in logs
     for secret in ("your-api-key-2", "not-a-key-zz9", "header-wrong-zz8"):
         assert secret not in logs
+
+
+# --- the official SDKs work unchanged ----------------------------------------------------------
+
+
+def test_openai_sdk_bearer_key(keyed):
+    import openai
+
+    ok = openai.OpenAI(base_url=keyed.url + "/v1", api_key="your-api-key-1", max_retries=0)
+    assert ok.models.list().object == "list"
+    bad = openai.OpenAI(base_url=keyed.url + "/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        bad.models.list()
+    assert caught.value.status_code == 401
+    assert caught.value.body == {"message": "invalid password", "type": "authentication_error",
+                                 "param": None, "code": None}
+
+
+def test_anthropic_sdk_x_api_key(keyed):
+    import anthropic
+
+    request = {"model": "test-model", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    bad = anthropic.Anthropic(base_url=keyed.url, api_key="wrong", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError) as caught:
+        bad.messages.create(**request)
+    assert caught.value.body == {"type": "error", "error": {"type": "authentication_error",
+                                                            "message": "invalid password"}}
+    good = anthropic.Anthropic(base_url=keyed.url, api_key="your-api-key-2", max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        good.messages.create(**request)  # no upstream configured: fails, but not on the key
+    assert caught.value.status_code != 401
+
+
+def test_google_genai_sdk_x_goog_api_key(keyed):
+    from google import genai
+    from google.genai import errors, types
+
+    def client(key: str) -> genai.Client:
+        return genai.Client(api_key=key, http_options=types.HttpOptions(base_url=keyed.url,
+                                                                         api_version="v1beta"))
+
+    bad, good = client("wrong"), client("your-api-key-3")  # kept referenced: GC closes them
+    with pytest.raises(errors.ClientError) as caught:
+        bad.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert caught.value.code == 401
+    assert caught.value.status == "UNAUTHENTICATED"
+    with pytest.raises(errors.APIError) as caught:
+        good.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert caught.value.code != 401
