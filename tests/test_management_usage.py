@@ -4,6 +4,8 @@ exported and imported into a fresh daemon (dedup), switched off and on live."""
 
 from __future__ import annotations
 
+import time
+
 import anthropic
 import pytest
 
@@ -140,3 +142,20 @@ def test_usage_db_setting_places_the_database(daemon, fake, tmp_path):
     ask(client(d))
     assert usage(d)["usage"]["total_requests"] == 1
     assert db.exists() and oct(db.stat().st_mode & 0o777) == "0o600"
+
+
+def test_sigterm_flushes_queued_records(daemon, fake):
+    d = daemon(config(fake))
+    ask(client(d))
+    d.stop()  # straight after the request: the shutdown step commits the queue
+    d.start()
+    assert usage(d)["usage"]["total_requests"] == 1
+
+
+def test_a_crash_loses_at_most_the_last_second(daemon, fake):
+    d = daemon(config(fake))
+    ask(client(d))
+    time.sleep(2.0)  # the issue's bound is one second; wait twice that before the crash
+    d.kill()  # SIGKILL: no shutdown step runs
+    d.start()
+    assert usage(d)["usage"]["total_requests"] == 1
