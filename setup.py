@@ -27,6 +27,10 @@ setup(
         # bcrypt: `secret-key` may be a bcrypt hash as CLIProxyAPI writes them; hashing is not
         # something to write ourselves.
         "bcrypt>=4.0",
+        # ruamel.yaml: management edits of config.yaml must keep the operator's comments and key
+        # order; PyYAML cannot round-trip comments, ruamel.yaml's round-trip mode does and is
+        # maintained.
+        "ruamel.yaml>=0.18",
     ],
     extras_require={
         "test": [
