@@ -26,11 +26,14 @@ from cliproxyd import _config_yaml as y
 from cliproxyd.config import (
     ROUTING_STRATEGIES,
     APIKeyEntry,
+    ClaudeOAuth,
+    CodexOAuth,
     Config,
     ConfigError,
     FrozenMap,
     Metrics,
     ModelAlias,
+    OAuth,
     OpenAICompat,
     ProviderKey,
     RemoteManagement,
@@ -437,6 +440,23 @@ OPENAI_COMPAT = Section(OpenAICompat, {
     "excluded-models": list_of(glob), "disabled": must_be_false,
 }, required=("name", "base-url"), warn=keys.COMPAT_WARN, hints=keys.COMPAT_HINTS)
 
+def endpoint_url(ctx: _Ctx, node: Node, kp: str) -> object:
+    """An absolute http(s) URL that must be present (an OAuth or API endpoint)."""
+    value = base_url(ctx, node, kp)
+    if value == "":
+        return ctx.error(node, kp, "must not be empty (remove the key to use the default)")
+    return value
+
+
+def _oauth_provider(cls: type) -> Section:
+    """`oauth.<provider>`: endpoint overrides (issue 7); every default is the real provider's."""
+    return Section(cls, {"authorize-url": endpoint_url, "token-url": endpoint_url,
+                         "api-base-url": endpoint_url, "redirect-port": integer(1, 65535),
+                         "client-id": token, "userinfo-url": base_url})
+
+
+OAUTH = Section(OAuth, {"claude": _oauth_provider(ClaudeOAuth), "codex": _oauth_provider(CodexOAuth)})
+
 TOP = Section(Config, {
     "host": host,
     "port": integer(1, 65535),
@@ -466,6 +486,7 @@ TOP = Section(Config, {
     "claude-api-key": list_of(CLAUDE_KEY),
     "codex-api-key": list_of(CODEX_KEY),
     "openai-compatibility": list_of(OPENAI_COMPAT),
+    "oauth": OAUTH,
 }, warn=keys.TOP_WARN)
 
 

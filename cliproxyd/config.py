@@ -33,7 +33,7 @@ from cliproxyd.secrets import hash_secret, verify_secret
 
 __all__ = [
     "RESTART_KEYS", "APIKeyEntry", "Config", "ConfigError", "FrozenMap", "Metrics", "ModelAlias",
-    "OpenAICompat", "ProviderKey", "RemoteManagement", "Routing", "Streaming", "TLSConfig",
+    "OAuth", "OAuthProvider", "OpenAICompat", "ProviderKey", "RemoteManagement", "Routing", "Streaming", "TLSConfig",
     "Timeouts", "effective_config_json", "hash_secret", "load_config", "parse_config",
     "verify_secret",
 ]
@@ -183,6 +183,52 @@ class OpenAICompat:
 
 
 @dataclass(frozen=True)
+class OAuthProvider:
+    """One `oauth:` provider: where its login and API live (defaults: the real provider's).
+
+    Tests and air-gapped users point these at local servers (issue 7).  ``redirect_port`` is the
+    loopback port of the registered redirect URI (``http://localhost:<port><path>``).
+    """
+
+    authorize_url: str = ""
+    token_url: str = ""
+    api_base_url: str = ""
+    redirect_port: int = 0
+    client_id: str = ""
+    userinfo_url: str = ""
+
+
+@dataclass(frozen=True)
+class ClaudeOAuth(OAuthProvider):
+    """`oauth.claude:` Claude Code subscription logins (reference §7.2)."""
+
+    authorize_url: str = "https://claude.ai/oauth/authorize"
+    token_url: str = "https://api.anthropic.com/v1/oauth/token"
+    api_base_url: str = "https://api.anthropic.com"
+    redirect_port: int = 54545
+    client_id: str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+
+
+@dataclass(frozen=True)
+class CodexOAuth(OAuthProvider):
+    """`oauth.codex:` ChatGPT (Codex) subscription logins (reference §7.2)."""
+
+    authorize_url: str = "https://auth.openai.com/oauth/authorize"
+    token_url: str = "https://auth.openai.com/oauth/token"
+    api_base_url: str = "https://chatgpt.com/backend-api/codex"
+    redirect_port: int = 1455
+    client_id: str = "app_EMoamEEZ73f0CkXaXp7hrann"
+
+
+@dataclass(frozen=True)
+class OAuth:
+    """`oauth:` per-provider endpoints for subscription logins."""
+
+    claude: ClaudeOAuth = ClaudeOAuth()
+    codex: CodexOAuth = CodexOAuth()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated config.yaml.  `lines` maps "key.path" to its line (for messages)."""
 
@@ -212,6 +258,7 @@ class Config:
     claude_api_key: tuple[ProviderKey, ...] = ()
     codex_api_key: tuple[ProviderKey, ...] = ()
     openai_compatibility: tuple[OpenAICompat, ...] = ()
+    oauth: OAuth = OAuth()
     warnings: tuple[str, ...] = ()
     lines: Mapping[str, int] = field(default=_EMPTY, compare=False, repr=False)
 

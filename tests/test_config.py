@@ -672,3 +672,63 @@ def test_config_module_stays_pure():
                      if isinstance(node, ast.ImportFrom) and node.module}
         assert "tornado" not in imported and "time" not in imported, name
     assert os.path.exists(EXAMPLE)
+
+
+# ---------------------------------------------------------------------------------------------
+# oauth: (issue 7)
+
+
+def test_oauth_defaults_are_the_real_providers():
+    cfg = parse("")
+    assert cfg.oauth.claude.authorize_url == "https://claude.ai/oauth/authorize"
+    assert cfg.oauth.claude.token_url == "https://api.anthropic.com/v1/oauth/token"
+    assert cfg.oauth.claude.api_base_url == "https://api.anthropic.com"
+    assert cfg.oauth.claude.redirect_port == 54545
+    assert cfg.oauth.claude.client_id == "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+    assert cfg.oauth.codex.authorize_url == "https://auth.openai.com/oauth/authorize"
+    assert cfg.oauth.codex.token_url == "https://auth.openai.com/oauth/token"
+    assert cfg.oauth.codex.api_base_url == "https://chatgpt.com/backend-api/codex"
+    assert cfg.oauth.codex.redirect_port == 1455
+    assert cfg.oauth.codex.client_id == "app_EMoamEEZ73f0CkXaXp7hrann"
+
+
+def test_oauth_overrides_keep_the_other_defaults():
+    cfg = parse("""\
+        oauth:
+          claude:
+            token-url: "http://127.0.0.1:9/token/"
+            redirect-port: 40001
+          codex: {api-base-url: "http://127.0.0.1:9/backend-api/codex", client-id: "app_test"}
+        """)
+    assert cfg.oauth.claude.token_url == "http://127.0.0.1:9/token"
+    assert cfg.oauth.claude.redirect_port == 40001
+    assert cfg.oauth.claude.authorize_url == "https://claude.ai/oauth/authorize"
+    assert cfg.oauth.codex.api_base_url == "http://127.0.0.1:9/backend-api/codex"
+    assert cfg.oauth.codex.client_id == "app_test"
+    assert cfg.oauth.codex.redirect_port == 1455
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("oauth:\n  claude:\n    token-url: ftp://x/\n", "3: oauth.claude.token-url: must be an http"),
+    ("oauth:\n  claude:\n    token-url: \"\"\n", "3: oauth.claude.token-url: must not be empty"),
+    ("oauth:\n  codex:\n    redirect-port: 70000\n", "3: oauth.codex.redirect-port: must be between 1"),
+    ("oauth:\n  codex:\n    redirect-port: \"1455\"\n", "oauth.codex.redirect-port: expected an integer"),
+    ("oauth:\n  codex:\n    client-id: \"\"\n", "oauth.codex.client-id: must not be empty"),
+    ("oauth:\n  gemini: {}\n", "2: oauth.gemini: unknown key"),
+    ("oauth:\n  claude:\n    token_url: http://x\n", "did you mean 'token-url'?"),
+    ("oauth: []\n", "1: oauth: expected a mapping"),
+])
+def test_oauth_bad_values_name_key_and_line(text, expected):
+    assert expected in only_problem(text)
+
+
+def test_oauth_round_trips_through_the_effective_config():
+    cfg = parse("oauth:\n  claude:\n    redirect-port: 40002\n")
+    again = parse_config(yaml_dump(effective_config_json(cfg)), PATH, {})
+    assert again.oauth == cfg.oauth
+
+
+def yaml_dump(value) -> str:
+    import yaml
+
+    return yaml.safe_dump(value)
