@@ -131,6 +131,7 @@ class Daemon:
     def write_config(self, config: Mapping[str, Any] | str) -> None:
         """Write config.yaml (mode 0600).  A mapping gets this daemon's host/port unless it sets
         them; text is written as is."""
+        self._mapping = None if isinstance(config, str) else dict(config)
         if isinstance(config, str):
             text = config
         else:
@@ -186,14 +187,24 @@ class Daemon:
         return self.proc
 
     def start(self) -> Self:
-        """Start and wait for READY=1; raises with the logs if the daemon exits or never gets ready."""
-        self.spawn()
-        assert self.notify is not None
-        if not self.notify.wait_for(lambda m: count(m, "READY=1") >= 1, START_TIMEOUT, self.alive):
-            code = self.proc.poll() if self.proc else None
+        """Start and wait for READY=1; raises with the logs if the daemon exits or never gets ready.
+
+        The free port is picked before the daemon binds it, so another test's server may take it
+        in between: then (exit code 1, "cannot listen") the start is retried on a new port.
+        """
+        for _attempt in range(3):
+            self.spawn()
+            assert self.notify is not None and self.proc is not None
+            if self.notify.wait_for(lambda m: count(m, "READY=1") >= 1, START_TIMEOUT, self.alive):
+                return self
+            code = self.proc.poll()
             self.kill()
-            raise RuntimeError(f"daemon not ready (exit code {code}); logs:\n{self.logs}")
-        return self
+            if code != 1 or "cannot listen on" not in self.logs or self._mapping is None \
+                    or "port" in self._mapping:
+                break
+            self.port = free_port(self.host or "127.0.0.1")
+            self.write_config(self._mapping)
+        raise RuntimeError(f"daemon not ready (exit code {code}); logs:\n{self.logs}")
 
     def reload(self, config: Mapping[str, Any] | str | None = None) -> str:
         """Optionally rewrite the config, send SIGHUP, wait for RELOADING=1 and the next READY=1;
