@@ -36,7 +36,6 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 

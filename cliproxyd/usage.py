@@ -19,6 +19,7 @@ function (`local_offset`), so tests are deterministic.  Persistence is `usage_st
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ def dedup_key(rec: UsageRecord) -> str:
 # ---------------------------------------------------------------------------------------------
 # Time text.
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})")
 
@@ -233,7 +234,8 @@ def _mapping(value: Any, where: str) -> Mapping:
 def _int(value: Any, where: str) -> int:
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not math.isfinite(value)):
         raise UsageImportError(f"{where} must be a number")
     if abs(value) > 1 << 62:
         raise UsageImportError(f"{where} is out of range")

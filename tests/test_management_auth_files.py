@@ -49,7 +49,7 @@ def listing(d) -> list[dict]:
 
 def reloads(d) -> float:
     text = d.request("GET", "/metrics").body.decode()
-    found = re.search(r'^cliproxyd_config_reloads_total\{result="success"\} (\S+)$', text, re.M)
+    found = re.search(r'^cliproxyd_config_reloads_total\{result="success"\} (\S+)$', text, re.MULTILINE)
     return float(found.group(1))
 
 

@@ -102,7 +102,7 @@ def test_metrics_agree_with_the_requests_made(daemon, fakes):
               json_body={"value": True})
 
     found = samples(d.request("GET", "/metrics").body.decode())
-    chat = dict(client_format="openai_chat")
+    chat = {"client_format": "openai_chat"}
     assert value(found, "cliproxyd_requests_total", provider="claude", model="claude-m", code="200", **chat) == 2
     assert value(found, "cliproxyd_requests_total", provider="openai_compat", model="compat-m",
                  code="200", **chat) == 1

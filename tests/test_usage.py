@@ -18,13 +18,13 @@ from cliproxyd.usage import (
 )
 
 T0 = parse_timestamp("2026-04-10T04:00:00.123456Z")
-UTC = lambda ts: 0  # noqa: E731
-PLUS8 = lambda ts: 8 * 3600  # noqa: E731
+UTC = lambda ts: 0
+PLUS8 = lambda ts: 8 * 3600
 
 
 def rec(**kw) -> UsageRecord:
-    base = dict(ts_us=T0, offset=0, api="sk-client-1", model="gemini-2.5-pro", source="s",
-                auth_index="1a2b3c4d5e6f7a8b", input_tokens=100, output_tokens=200)
+    base = {"ts_us": T0, "offset": 0, "api": "sk-client-1", "model": "gemini-2.5-pro", "source": "s",
+                "auth_index": "1a2b3c4d5e6f7a8b", "input_tokens": 100, "output_tokens": 200}
     base.update(kw)
     return UsageRecord.make(**base)
 
@@ -135,6 +135,7 @@ def test_import_re_export_gives_identical_dedup_keys():
     (_export([{"tokens": {"input_tokens": "5"}}]), "input_tokens must be a number"),
     (_export([{"failed": "yes"}]), "failed must be true or false"),
     (_export([{"latency_ms": True}]), "latency_ms must be a number"),
+    (_export([{"latency_ms": 10**400}]), "latency_ms is out of range"),
 ])
 def test_import_rejects_bad_bodies_naming_the_field(body, message):
     with pytest.raises(UsageImportError, match=message):

@@ -15,8 +15,8 @@ DAY_US = 86_400 * 10**6
 
 
 def rec(ts_us: int, **kw) -> UsageRecord:
-    base = dict(ts_us=ts_us, offset=0, api="k", model="m", source="src", input_tokens=10,
-                output_tokens=5)
+    base = {"ts_us": ts_us, "offset": 0, "api": "k", "model": "m", "source": "src", "input_tokens": 10,
+                "output_tokens": 5}
     base.update(kw)
     return UsageRecord.make(**base)
 

@@ -148,7 +148,8 @@ class ManagementHandler(BaseHandler):
                                   problems=(where + exc.message,)) from None
         try:
             new = await self.run_blocking(parse_config, text, self.runtime.config.path)
-            from cliproxyd.daemon import build_ssl_context  # the daemon imports this module
+            # Imported here: the daemon imports this module (through app.py).
+            from cliproxyd.daemon import build_ssl_context
 
             await self.run_blocking(build_ssl_context, new)
         except ConfigError as err:
@@ -159,7 +160,8 @@ class ManagementHandler(BaseHandler):
     async def _apply(self, new: Config) -> bool:
         if self.state.reload is not None:
             return await self.state.reload()
-        from cliproxyd.runtime import Runtime  # no daemon (an in-process app): swap directly
+        # No daemon (an in-process app): build and swap the runtime directly.
+        from cliproxyd.runtime import Runtime
 
         self.runtime_ref.current = Runtime.build(new, previous=self.runtime_ref.current)
         return True
@@ -253,7 +255,9 @@ class ListHandler(ManagementHandler):
         await self.edit_config(lambda doc: list_ops.patch_items(doc, key, body))
 
     async def delete(self, key: str) -> None:
-        query = lambda name: self.get_query_argument(name, None)  # noqa: E731
+        def query(name: str) -> str | None:
+            return self.get_query_argument(name, None)
+
         await self.edit_config(lambda doc: list_ops.delete_items(doc, key, query))
 
 

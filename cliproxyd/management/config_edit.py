@@ -30,7 +30,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from cliproxyd import _config_yaml
 
-__all__ = ["ConfigDocument", "EditError", "LIST_KINDS", "ObjectListSpec", "SCALARS"]
+__all__ = ["LIST_KINDS", "SCALARS", "ConfigDocument", "EditError", "ObjectListSpec"]
 
 
 class EditError(Exception):

@@ -153,7 +153,7 @@ def list_auth_files(auth_dir: str) -> list[dict[str, Any]]:
 
 
 def _rfc3339(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds").replace(
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace(
         "+00:00", "Z")
 
 

@@ -32,7 +32,7 @@ class UsageExportHandler(ManagementHandler):
     async def get(self) -> None:
         store = self.state.usage.store_for(self.runtime.config)
         snap = await store.run(store.snapshot)
-        exported = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        exported = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.write_json({"version": EXPORT_VERSION, "exported_at": exported, "usage": snap["usage"]})
 
 
