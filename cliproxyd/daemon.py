@@ -36,7 +36,8 @@ from cliproxyd.config import Config, ConfigError, load_config
 from cliproxyd.handlers.base import server_body_limit
 from cliproxyd.runtime import AppState, Runtime, RuntimeRef
 
-__all__ = ["EXIT_CONFIG", "EXIT_LISTEN", "EXIT_OK", "Daemon", "StartupError", "build_ssl_context"]
+__all__ = ["EXIT_CONFIG", "EXIT_LISTEN", "EXIT_OK", "Daemon", "StartupError", "build_ssl_context",
+           "set_log_level"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,18 @@ def _conn_params(config: Config) -> HTTP1ConnectionParameters:
         max_body_size=server_body_limit(config.max_body_size),
         body_timeout=config.timeouts.client_body,
     )
+
+
+# Libraries whose DEBUG output includes request headers or tokens: never below INFO.
+_CHATTY_LOGGERS = ("requests_oauthlib", "oauthlib", "urllib3", "httpx", "httpcore", "websockets",
+                   "hpack", "asyncio")
+
+
+def set_log_level(debug: bool) -> None:
+    """The ``debug`` setting: DEBUG for cliproxyd, never for libraries that would log secrets."""
+    logging.getLogger().setLevel(logging.DEBUG if debug else logging.INFO)
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _monotonic_usec() -> int:
@@ -234,7 +247,7 @@ class Daemon:
             log.warning("%s", warning)
         self._log_diff(old, new)
         self._apply_listeners(new, ssl_ctx)
-        logging.getLogger().setLevel(logging.DEBUG if new.debug else logging.INFO)
+        set_log_level(new.debug)
         self.runtime_ref.current = runtime  # the one atomic swap
         log.info("configuration reloaded from %s", self.config_path)
         return True
