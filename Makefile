@@ -38,7 +38,7 @@ install-systemd:
 		--no-create-home --shell /usr/sbin/nologin cliproxyd
 	test -x $(PREFIX)/bin/python || $(PYTHON) -m venv $(PREFIX)
 	$(PREFIX)/bin/pip install -q --upgrade .
-	install -d -m 0755 /etc/cliproxyd
+	install -d -m 0770 -o root -g cliproxyd /etc/cliproxyd
 	test -e /etc/cliproxyd/config.yaml || \
 		install -m 0640 -o root -g cliproxyd etc/cliproxyd/config.yaml /etc/cliproxyd/config.yaml
 	$(PREFIX)/bin/cliproxyd --check-config --config /etc/cliproxyd/config.yaml
