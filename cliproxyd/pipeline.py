@@ -342,6 +342,9 @@ class _Relay:
         self.abort: ProxyError | None = None
         self.stream_error: ProxyError | None = None
         self.finished = False
+        # Passthrough: the upstream's opening event, replayed into the (otherwise unused) encoder
+        # before it renders an in-stream error, so it does not open a second response.
+        self._opening: ir.MessageStart | None = None
         self._want_usage = bool((plan.body.get("stream_options") or {}).get("include_usage")) \
             if plan.client.format == "openai_chat" and isinstance(plan.body, Mapping) else False
 
@@ -386,6 +389,8 @@ class _Relay:
             if self.passthrough and not any(isinstance(e, ir.StreamError) for e in out):
                 if self._forwardable(event, out):
                     raw.append(event)
+                if self._opening is None:
+                    self._opening = next((e for e in out if isinstance(e, ir.MessageStart)), None)
         if ending:
             decoded += self.decoder.finish()
         for event in decoded:
@@ -420,6 +425,9 @@ class _Relay:
 
     def _encode(self, decoded: list[ir.StreamEvent]) -> list[sse.Event]:
         assert self.encoder is not None
+        if self.passthrough and self._opening is not None:
+            self.encoder.feed(self._opening)  # the client has it already (as upstream bytes)
+            self._opening = None
         out: list[sse.Event] = []
         for event in decoded:
             out += self.encoder.feed(event)
