@@ -207,7 +207,8 @@ class Pipeline:
         passthrough = plan.client.passthrough and provider.format == plan.client.format \
             and not plan.suffix
         body = self._upstream_body(plan, upstream, passthrough, upstream_model)
-        upstream_stream = plan.stream or getattr(provider, "stream_only", False)
+        upstream_stream = plan.stream or getattr(provider, "stream_only", False) \
+            or cred.stream_only  # e.g. a ChatGPT (Codex OAuth) account
         wire = provider.build_request(body, cred, upstream_model, upstream_stream)
         options = _decode_options(upstream, plan, passthrough)
         if not upstream_stream:

@@ -1,7 +1,10 @@
 """Anthropic Messages upstream (``claude-api-key``): endpoints, auth and error classification.
 
 ``{base}/v1/messages`` and ``{base}/v1/messages/count_tokens`` with ``x-api-key`` and
-``anthropic-version: 2023-06-01`` (issue 4).  Pure: no I/O.
+``anthropic-version: 2023-06-01`` (issue 4).  A Claude Code subscription login (a credential with
+``auth == "oauth"``, issue 7) sends ``Authorization: Bearer <access token>`` instead, with the
+``anthropic-beta`` list Claude Code sends (``oauth-2025-04-20`` among it) and its client headers
+(reference/cliproxyapi-translation.md, the Claude row of the upstream table).  Pure: no I/O.
 
 Anthropic's error body: ``{"type": "error", "error": {"type": "rate_limit_error", "message":
 "..."}, "request_id": "req_..."}``; types invalid_request_error 400, authentication_error 401,
@@ -27,9 +30,14 @@ from cliproxyd.providers.base import (
 )
 from cliproxyd.routing.models import Credential
 
-__all__ = ["ANTHROPIC_VERSION", "ClaudeProvider"]
+__all__ = ["ANTHROPIC_VERSION", "OAUTH_BETAS", "ClaudeProvider"]
 
 ANTHROPIC_VERSION = "2023-06-01"
+# What Claude Code sends with a subscription token; the API refuses such tokens without
+# oauth-2025-04-20.
+OAUTH_BETAS = "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14"
+_OAUTH_CLIENT = {"anthropic-dangerous-direct-browser-access": "true", "x-app": "cli",
+                 "User-Agent": "claude-cli/2.1.220 (external, cli)"}
 SPEND_LIMIT_RETRY = 30 * 60.0
 # Fields /v1/messages/count_tokens accepts (anthropic SDK MessageCountTokensParams); anything else
 # is a 400 ("Extra inputs are not permitted"), so generation-only fields (max_tokens, stream,
@@ -59,7 +67,12 @@ class ClaudeProvider:
     stream_only = False
 
     def _headers(self, credential: Credential, stream: bool) -> dict[str, str]:
-        auth = {"x-api-key": credential.api_key, "anthropic-version": ANTHROPIC_VERSION}
+        if credential.auth == "oauth":
+            auth = {"Authorization": f"Bearer {credential.api_key}",
+                    "anthropic-version": ANTHROPIC_VERSION, "anthropic-beta": OAUTH_BETAS,
+                    **_OAUTH_CLIENT}
+        else:
+            auth = {"x-api-key": credential.api_key, "anthropic-version": ANTHROPIC_VERSION}
         return base_headers(credential, auth, stream)
 
     def build_request(self, body: Mapping[str, Any], credential: Credential,

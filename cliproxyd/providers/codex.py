@@ -2,7 +2,12 @@
 
 ``{base}/responses`` with ``Authorization: Bearer <key>``; default base
 ``https://api.openai.com/v1`` (issue 4).  There is no count endpoint: the pipeline estimates.
-Pure: no I/O.
+A ChatGPT subscription login (``auth == "oauth"``, issue 7) calls the ChatGPT Codex backend
+(``oauth.codex.api-base-url``, default ``https://chatgpt.com/backend-api/codex``) with
+``Chatgpt-Account-Id``, ``Originator`` and the Codex CLI's ``User-Agent``; that backend only
+streams (the credential says ``stream_only``) and wants ``store: false`` and an
+``instructions`` field, and refuses sampling and length fields (reference/
+cliproxyapi-translation.md §4.11).  Pure: no I/O.
 
 OpenAI's error body: ``{"error": {"message": "...", "type": "invalid_request_error", "param":
 null, "code": "invalid_api_key"}}``; the ChatGPT Codex backend also answers
@@ -30,6 +35,13 @@ from cliproxyd.routing.models import Credential
 __all__ = ["QUOTA_RETRY", "CodexProvider", "classify_openai_error"]
 
 QUOTA_RETRY = 30 * 60.0  # insufficient_quota does not clear in seconds: cool the key 30 min
+_OAUTH_CLIENT = {"Originator": "codex-tui",
+                 "User-Agent": "codex-tui/0.146.0 (Mac OS 26.5.0; arm64) iTerm.app/3.6.10 "
+                               "(codex-tui; 0.146.0)"}
+# Fields the ChatGPT Codex backend refuses (the original deletes them).
+_OAUTH_DROP = ("max_output_tokens", "max_completion_tokens", "temperature", "top_p",
+               "truncation", "user", "previous_response_id", "prompt_cache_retention",
+               "safety_identifier", "stream_options")
 
 _CODE_KIND = {
     "invalid_api_key": ErrorKind.AUTHENTICATION,
@@ -82,6 +94,18 @@ def _loose_message(doc: Any) -> Any:
     return None
 
 
+def _chatgpt_body(payload: dict[str, Any]) -> dict[str, Any]:
+    """The body the ChatGPT Codex backend accepts: ``store: false``, ``instructions`` present,
+    a string ``input`` wrapped as one user message, refused fields removed."""
+    out = {k: v for k, v in payload.items() if k not in _OAUTH_DROP}
+    out["store"] = False
+    out.setdefault("instructions", "")
+    if isinstance(out.get("input"), str):
+        out["input"] = [{"type": "message", "role": "user",
+                         "content": [{"type": "input_text", "text": out["input"]}]}]
+    return out
+
+
 class CodexProvider:
     """The OpenAI Responses API (api.openai.com/v1 or a compatible base URL)."""
 
@@ -95,8 +119,14 @@ class CodexProvider:
         payload = dict(body, model=upstream_model, stream=stream)
         if not stream:
             payload.pop("stream")
+        auth = bearer(credential)
+        if credential.auth == "oauth":
+            payload = _chatgpt_body(payload)
+            auth = {**auth, **_OAUTH_CLIENT}
+            if credential.account_id:
+                auth["Chatgpt-Account-Id"] = credential.account_id
         return WireRequest("POST", f"{credential.base_url}/responses",
-                           base_headers(credential, bearer(credential), stream), json_body(payload))
+                           base_headers(credential, auth, stream), json_body(payload))
 
     def count_tokens_request(self, body: Mapping[str, Any], credential: Credential,
                              upstream_model: str) -> None:

@@ -19,7 +19,12 @@ Rules (issue 4, reference/cliproxyapi-translation.md §9.1–9.3):
   reasoning request from `formats.reasoning.split_model_suffix` itself.  A Gemini-style
   ``models/<id>`` is accepted as ``<id>``.
 * Candidates come back in config order (gemini, claude, codex, openai-compatibility; entries in
-  file order), which is the order fill-first uses.
+  file order), then OAuth accounts from the auth dir (file-name order), which is the order
+  fill-first uses.
+* OAuth accounts (issue 7, `OAuthAccount`) serve their kind's built-in catalogue (minus their
+  ``excluded_models``) at the ``oauth.<kind>.api-base-url``; their credential id is the auth
+  file's name.  An account marked ``unavailable`` (token expired and not refreshed) is listed
+  but never resolved; a model only such accounts serve answers 503 with the reason.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ __all__ = [
     "DEFAULT_BASE_URLS",
     "Credential",
     "ListedModel",
+    "OAuthAccount",
     "ModelRegistry",
     "ServedModel",
     "build_registry",
@@ -87,6 +93,12 @@ class Credential:
     proxy_url: str = ""
     compat_name: str = ""
     models: tuple[ServedModel, ...] = field(default=(), repr=False)
+    # OAuth accounts (issue 7): "oauth" auth, the ChatGPT account id (Codex), why the account
+    # cannot be used now ("" = it can), and whether its upstream only streams.
+    auth: str = "api_key"
+    account_id: str = ""
+    unavailable: str = ""
+    stream_only: bool = False
 
     @property
     def label(self) -> str:
@@ -101,6 +113,23 @@ class Credential:
             if model.alias == alias:
                 return model
         return None
+
+
+@dataclass(frozen=True)
+class OAuthAccount:
+    """An OAuth login from the auth dir as the registry needs it (built by
+    `cliproxyd.credentials.accounts`).  ``name`` is the auth file's name (the credential id)."""
+
+    name: str
+    kind: str  # claude | codex
+    access_token: str = field(repr=False)
+    account_id: str = ""
+    prefix: str = ""
+    priority: int = 0
+    headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    proxy_url: str = ""
+    excluded_models: tuple[str, ...] = ()
+    unavailable: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,6 +223,21 @@ def _credentials(config: Any) -> list[Credential]:
     return creds
 
 
+def _oauth_credential(account: OAuthAccount, config: Any) -> Credential:
+    endpoints = getattr(getattr(config, "oauth", None), account.kind, None)
+    base = (getattr(endpoints, "api_base_url", "") or DEFAULT_BASE_URLS[account.kind]).rstrip("/")
+    models = tuple(m for m in _entry_models(account.kind, (), account.kind)
+                   if not _excluded(m, account.excluded_models))
+    return Credential(
+        id=account.name, kind=account.kind, api_key=account.access_token, base_url=base,
+        prefix=account.prefix.strip("/"), priority=account.priority,
+        headers=MappingProxyType(dict(account.headers)),
+        proxy_url=account.proxy_url or config.proxy_url, models=models, auth="oauth",
+        account_id=account.account_id, unavailable=account.unavailable,
+        stream_only=account.kind == "codex",  # the ChatGPT Codex backend only streams
+    )
+
+
 class ModelRegistry:
     """Credentials and the models they serve; answers `resolve` and `listing`.  Immutable once
     built (a reload builds a new one)."""
@@ -203,8 +247,12 @@ class ModelRegistry:
         self.force_model_prefix = force_model_prefix
         self._prefixes = frozenset(c.prefix for c in self.credentials if c.prefix)
         self._by_alias: dict[str, list[tuple[Credential, str]]] = {}
+        self._held: dict[str, str] = {}  # alias → why only unavailable accounts serve it
         for cred in self.credentials:
             for m in cred.models:
+                if cred.unavailable:
+                    self._held.setdefault(m.alias, cred.unavailable)
+                    continue
                 self._by_alias.setdefault(m.alias, []).append((cred, m.upstream))
         self._listing = self._build_listing()
         self._listed = {item.id: item for item in self._listing}
@@ -221,9 +269,20 @@ class ModelRegistry:
             found = self._match(candidate)
             if found:
                 return found
+        for candidate in (base, name, base.removeprefix("models/")):
+            reason = self._held_reason(candidate)
+            if reason:
+                raise ProxyError(ErrorKind.UPSTREAM_UNAVAILABLE, f"No usable credential for "
+                                 f"model `{model}`: {reason}", status=503,
+                                 code="credentials_unavailable")
         raise ProxyError(ErrorKind.MODEL_NOT_FOUND, f"The model `{model}` does not exist or is "
                          "not served by any configured upstream.", code="model_not_found",
                          param="model")
+
+    def _held_reason(self, name: str) -> str:
+        """Why ``name`` is served only by unavailable OAuth accounts ("" when it is not)."""
+        prefix, sep, rest = name.partition("/")
+        return self._held.get(rest if sep and prefix in self._prefixes else name, "")
 
     def _match(self, name: str) -> list[tuple[Credential, str]]:
         prefix, sep, rest = name.partition("/")
@@ -258,6 +317,7 @@ class ModelRegistry:
         return self._listed.get(model)
 
 
-def build_registry(config: Any) -> ModelRegistry:
-    """The registry for a `cliproxyd.config.Config`."""
-    return ModelRegistry(_credentials(config), force_model_prefix=config.force_model_prefix)
+def build_registry(config: Any, accounts: Iterable[OAuthAccount] = ()) -> ModelRegistry:
+    """The registry for a `cliproxyd.config.Config` plus the auth dir's OAuth ``accounts``."""
+    creds = _credentials(config) + [_oauth_credential(a, config) for a in accounts]
+    return ModelRegistry(creds, force_model_prefix=config.force_model_prefix)
