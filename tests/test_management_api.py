@@ -73,6 +73,7 @@ def test_get_config_yaml_is_the_file_as_on_disk(d):
     assert resp.body == d.config_path.read_bytes()
     assert resp.headers["Content-Type"].startswith("application/yaml")
     assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["X-CPA-VERSION"]  # the CLIProxyAPI management UI reads it
 
 
 def test_get_config_json_never_has_the_secret(d):

@@ -24,7 +24,7 @@ from typing import Any
 from tornado import httputil
 from tornado.ioloop import IOLoop
 
-from cliproxyd import _config_yaml
+from cliproxyd import __version__, _config_yaml
 from cliproxyd.config import Config, ConfigError, effective_config_json, parse_config
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.handlers.base import BaseHandler, render_error_body
@@ -65,6 +65,10 @@ class ManagementHandler(BaseHandler):
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")  # answers carry keys
+        # CLIProxyAPI's management UI reads its server's version from these (reference §5.1).
+        self.set_header("X-CPA-VERSION", __version__)
+        self.set_header("X-CPA-COMMIT", "unknown")
+        self.set_header("X-CPA-BUILD-DATE", "unknown")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """The contract's shape plus ``code`` and ``problems`` when known."""
