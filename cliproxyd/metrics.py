@@ -148,6 +148,7 @@ class Metrics:
         self.http_requests.labels(route=route, method=method, code=str(code)).inc()
 
     def reload_done(self, ok: bool) -> None:
+        """Count one reload (SIGHUP or a management edit) by its result."""
         self.config_reloads.labels(result=RELOAD_RESULTS[0] if ok else RELOAD_RESULTS[1]).inc()
 
     def exposition(self) -> bytes:

@@ -53,6 +53,7 @@ class ManagementError(ProxyError):
 
 
 def bad_request(message: str, code: str = "invalid_body", status: int = 400) -> ManagementError:
+    """A 400 (or 404) management error with the reference's message and code."""
     kind = ErrorKind.NOT_FOUND if status == 404 else ErrorKind.INVALID_REQUEST
     return ManagementError(kind, message, status=status, code=code)
 
@@ -99,9 +100,11 @@ class ManagementHandler(BaseHandler):
 
     @property
     def config_path(self) -> str:
+        """The running config's file, links resolved (the rename replaces the real file)."""
         return os.path.realpath(self.runtime.config.path)
 
     async def read_config_text(self) -> str:
+        """config.yaml as on disk (404 ``not_found`` when it is gone)."""
         try:
             data = await self.run_blocking(_read_bytes, self.config_path)
         except FileNotFoundError:
@@ -120,6 +123,7 @@ class ManagementHandler(BaseHandler):
         self.write_json({"status": "ok"})
 
     async def save_config(self, text: str) -> None:
+        """Validate ``text``, write it as config.yaml and apply it (PUT /config.yaml)."""
         async with self.state.edit_lock:
             await self._save_locked(text)
 
@@ -237,6 +241,7 @@ class ScalarHandler(ManagementHandler):
 
 
 def check_type_400(value: Any, want: type, name: str) -> Any:
+    """`check_type` as a management 400 naming the field."""
     try:
         return check_type(value, want, name)
     except EditError as err:

@@ -109,6 +109,7 @@ class ConfigDocument:
         self.data = data if data is not None else CommentedMap()
 
     def dump(self) -> str:
+        """The edited document as YAML text."""
         out = io.StringIO()
         self._yaml.dump(self.data, out)
         return out.getvalue()
@@ -116,6 +117,7 @@ class ConfigDocument:
     # -- scalars ------------------------------------------------------------------------------
 
     def set_scalar(self, path: tuple[str, ...], value: Any) -> None:
+        """Set the value at a key path, creating mappings on the way (``routing.strategy``)."""
         node = self.data
         for key in path[:-1]:
             child = node.get(key)
@@ -141,12 +143,14 @@ class ConfigDocument:
         _attach_tail(seq, tail)
 
     def append(self, key: str, item: Any) -> None:
+        """Add ``item`` at the end of list ``key``."""
         seq = self._list(key)
         tail = _detach_tail(seq)
         seq.append(item)
         _attach_tail(seq, tail)
 
     def remove_indexes(self, key: str, indexes: list[int]) -> None:
+        """Remove the items at ``indexes`` from list ``key``."""
         seq = self._list(key)
         tail = _detach_tail(seq)
         for i in sorted(set(indexes), reverse=True):
@@ -154,13 +158,16 @@ class ConfigDocument:
         _attach_tail(seq, tail)
 
     def items(self, key: str) -> list:
+        """A copy of list ``key`` ([] when absent)."""
         seq = self.data.get(key)
         return list(seq) if isinstance(seq, list) else []
 
     def item(self, key: str, index: int) -> Any:
+        """The live item (edits to it land in the document)."""
         return self._list(key)[index]
 
     def set_item(self, key: str, index: int, value: Any) -> None:
+        """Replace one item of list ``key``."""
         self._list(key)[index] = value
 
 
