@@ -31,7 +31,7 @@ from typing import Any
 
 from cliproxyd.usage import Totals, UsageRecord, dedup_key, local_offset, snapshot
 
-__all__ = ["FLUSH_SECONDS", "UsageRecorder", "UsageStore"]
+__all__ = ["FLUSH_SECONDS", "UsageRecorder", "UsageStore", "UsageUnavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS pruned_keys (h INTEGER PRIMARY KEY);
 """
 _COLUMNS = ("ts_us, api, model, source, auth_index, failed, input, output, reasoning, cached, "
             "total, latency_ms, day, hour")
+
+
+class UsageUnavailable(RuntimeError):
+    """The usage database could not be opened (the reason is in the message and the log)."""
 
 
 def _hash(rec: UsageRecord) -> int:
@@ -286,7 +290,7 @@ class UsageStore:
             if item is _STOP:
                 return
             if isinstance(item, tuple):
-                item[1].set_exception(RuntimeError(f"usage database unavailable: {exc}"))
+                item[1].set_exception(UsageUnavailable(f"usage database unavailable: {exc}"))
 
 
 class UsageRecorder:

@@ -159,3 +159,13 @@ def test_a_crash_loses_at_most_the_last_second(daemon, fake):
     d.kill()  # SIGKILL: no shutdown step runs
     d.start()
     assert usage(d)["usage"]["total_requests"] == 1
+
+
+def test_an_unusable_database_is_a_clear_500(daemon, fake, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    d = daemon(config(fake, **{"usage-db": str(blocker / "usage.sqlite")}))
+    ask(client(d))  # the request itself is served; its record is dropped (and logged)
+    resp = d.request("GET", "/v0/management/usage", headers=MGMT)
+    assert resp.status == 500
+    assert resp.json()["error"]["code"] == "usage_unavailable"

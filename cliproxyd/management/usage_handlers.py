@@ -12,28 +12,49 @@ import datetime as dt
 import json
 import time
 
-from cliproxyd.handlers.management import ManagementHandler, bad_request
+from cliproxyd.errors import ErrorKind
+from cliproxyd.handlers.management import (
+    ManagementError,
+    ManagementHandler,
+    bad_request,
+)
 from cliproxyd.usage import EXPORT_VERSION, UsageImportError, local_offset, parse_import
+from cliproxyd.usage_store import UsageUnavailable
 
 __all__ = ["UsageExportHandler", "UsageHandler", "UsageImportHandler"]
 
 
-class UsageHandler(ManagementHandler):
+class _UsageHandler(ManagementHandler):
+    async def store_job(self, job_of_store) -> object:
+        """Run ``job_of_store(store)(connection)`` on the live store's writer thread."""
+        store = self.state.usage.store_for(self.runtime.config)
+        try:
+            return await store.run(job_of_store(store))
+        except UsageUnavailable as exc:
+            raise ManagementError(ErrorKind.INTERNAL, str(exc), code="usage_unavailable") from None
+
+    async def write_big_json(self, value: object) -> None:
+        """A possibly large body (every detail), serialised off the loop."""
+        text = await self.run_blocking(json.dumps, value)
+        self.set_header("Content-Type", "application/json")
+        self.finish(text)
+
+
+class UsageHandler(_UsageHandler):
     """``GET /v0/management/usage``."""
 
     async def get(self) -> None:
-        store = self.state.usage.store_for(self.runtime.config)
-        self.write_json(await store.run(store.snapshot))
+        await self.write_big_json(await self.store_job(lambda store: store.snapshot))
 
 
-class UsageExportHandler(ManagementHandler):
+class UsageExportHandler(_UsageHandler):
     """``GET /v0/management/usage/export``: ``{"version", "exported_at" (UTC), "usage"}``."""
 
     async def get(self) -> None:
-        store = self.state.usage.store_for(self.runtime.config)
-        snap = await store.run(store.snapshot)
+        snap = await self.store_job(lambda store: store.snapshot)
         exported = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.write_json({"version": EXPORT_VERSION, "exported_at": exported, "usage": snap["usage"]})
+        await self.write_big_json({"version": EXPORT_VERSION, "exported_at": exported,
+                                   "usage": snap["usage"]})
 
 
 def _parse(raw: bytes, now_us: int) -> list:
@@ -44,7 +65,7 @@ def _parse(raw: bytes, now_us: int) -> list:
     return parse_import(body, now_us, local_offset)
 
 
-class UsageImportHandler(ManagementHandler):
+class UsageImportHandler(_UsageHandler):
     """``POST /v0/management/usage/import``: details are de-duplicated against stored ones."""
 
     async def post(self) -> None:
@@ -52,8 +73,8 @@ class UsageImportHandler(ManagementHandler):
             records = await self.run_blocking(_parse, self.request.body, int(time.time() * 1e6))
         except UsageImportError as err:
             raise bad_request(str(err), "invalid_import") from None
-        store = self.state.usage.store_for(self.runtime.config)
-        added, skipped = await store.run(lambda conn: store.import_records(conn, records))
-        total, failed = await store.run(store.counts)
+        added, skipped = await self.store_job(
+            lambda store: lambda conn: store.import_records(conn, records))
+        total, failed = await self.store_job(lambda store: store.counts)
         self.write_json({"added": added, "skipped": skipped, "total_requests": total,
                          "failed_requests": failed})
