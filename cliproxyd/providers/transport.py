@@ -225,12 +225,13 @@ class UpstreamCall:
 
     def _fetched(self, fetch: asyncio.Future[HTTPResponse]) -> None:
         self._stop_timer()
-        if self._done.done():
-            return
         if fetch.cancelled():
-            self._done.cancel()
+            if not self._done.done():
+                self._done.cancel()
             return
-        exc = fetch.exception()
+        exc = fetch.exception()  # retrieved even when the call already ended (a cancel): no
+        if self._done.done():    # "exception was never retrieved" noise in the log
+            return
         if exc is None:
             response = fetch.result()
             if response.code != 599:  # any real HTTP status, 2xx or not, is an answer

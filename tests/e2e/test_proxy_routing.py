@@ -338,6 +338,7 @@ def test_client_disconnect_cancels_the_upstream(daemon, fresh):
     conn.close()
     assert fake.wait_disconnects(1, timeout=5)
     assert d.request("GET", "/healthz").status == 200
+    assert "never retrieved" not in d.logs and "Traceback" not in d.logs
 
 
 def test_keepalive_comments_while_the_upstream_is_quiet(daemon, fresh):
