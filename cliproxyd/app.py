@@ -23,6 +23,12 @@ from cliproxyd.handlers.management import (
     ScalarHandler,
 )
 from cliproxyd.handlers.misc import HealthHandler, MetricsHandler, RootHandler
+from cliproxyd.handlers.oauth import (
+    AuthStatusHandler,
+    AuthURLHandler,
+    CallbackHandler,
+    OAuthCallbackHandler,
+)
 from cliproxyd.handlers.proxy import (
     ChatCompletionsHandler,
     CompletionsHandler,
@@ -69,6 +75,20 @@ def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
         rule(r"/", RootHandler, "root"),
         rule(r"/healthz", HealthHandler, "healthz"),
         rule(r"/metrics", MetricsHandler, "metrics"),
+        # OAuth logins (issue 7): before the management settings and catch-all.
+        rule(r"/v0/management/anthropic-auth-url", AuthURLHandler, "management_anthropic_auth_url",
+             provider="claude"),
+        rule(r"/v0/management/codex-auth-url", AuthURLHandler, "management_codex_auth_url",
+             provider="codex"),
+        rule(r"/v0/management/get-auth-status", AuthStatusHandler, "management_auth_status_poll"),
+        rule(r"/v0/management/oauth-callback", OAuthCallbackHandler, "management_oauth_callback"),
+        rule(r"/anthropic/callback", CallbackHandler, "oauth_callback_anthropic", provider="claude"),
+        rule(r"/codex/callback", CallbackHandler, "oauth_callback_codex", provider="codex"),
+        # Part two of the OAuth work adds these providers; until then "provider not enabled".
+        rule(r"/google/callback", CallbackHandler, "oauth_callback_google", provider=None),
+        rule(r"/iflow/callback", CallbackHandler, "oauth_callback_iflow", provider=None),
+        rule(r"/antigravity/callback", CallbackHandler, "oauth_callback_antigravity",
+             provider=None),
         rule(r"/v0/management/config", ConfigHandler, "management_config"),
         rule(r"/v0/management/config\.yaml", ConfigYAMLHandler, "management_config_yaml"),
         rule(rf"/v0/management/{SCALAR_PATTERN}", ScalarHandler, "management_setting"),

@@ -12,6 +12,11 @@ redacted diff and swap `RuntimeRef.current` in one assignment.  A changed host/p
 listening sockets (connections already accepted keep being served by the old server object);
 if binding fails the old sockets are kept and the failure logged.  TLS files are re-read on
 every reload so certificates rotate without a restart.
+
+OAuth accounts (issue 7): the auth dir is read at start-up and on every reload, and
+`credentials.service.OAuthService` (``state.oauth``) refreshes tokens and rescans in the
+background; whenever its accounts change (a login, a refresh, an expiry, a hand edit) the runtime
+is rebuilt with the same config and swapped, cooldowns carried over.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from tornado.ioloop import PeriodicCallback
 from cliproxyd.app import make_app
 from cliproxyd.confdiff import diff
 from cliproxyd.config import Config, ConfigError, load_config
+from cliproxyd.credentials.service import OAuthService
 from cliproxyd.handlers.base import server_body_limit
 from cliproxyd.runtime import AppState, Runtime, RuntimeRef
 
@@ -139,7 +145,11 @@ class Daemon:
     def __init__(self, config_path: str, config: Config) -> None:
         self.config_path = config_path
         self.state = AppState.create()
-        self.runtime_ref = RuntimeRef(Runtime.build(config))
+        self.state.oauth = oauth = OAuthService(lambda: self.runtime_ref.current.config)
+        accounts = oauth.rescan(config)
+        self.runtime_ref = RuntimeRef(Runtime.build(config, accounts=accounts))
+        oauth.mark_published(accounts)
+        oauth.on_change = self._accounts_changed
         self.state.reload = self.reload  # management config edits apply exactly as SIGHUP does
         self.state.metrics.track_credentials(self._describe_credentials)
         self.app = make_app(self.runtime_ref, self.state)
@@ -152,7 +162,22 @@ class Daemon:
 
     def _describe_credentials(self) -> dict:
         runtime = self.runtime_ref.current
-        return runtime.pool.describe(runtime.registry.credentials, time.monotonic())
+        creds = runtime.registry.credentials
+        counts = runtime.pool.describe([c for c in creds if not c.unavailable], time.monotonic())
+        for cred in creds:
+            if cred.unavailable:  # an OAuth account whose token expired and did not refresh
+                row = counts.setdefault(cred.kind, {"available": 0, "cooling_down": 0})
+                row["unavailable"] = row.get("unavailable", 0) + 1
+        return counts
+
+    def _accounts_changed(self, accounts: tuple) -> None:
+        """The OAuth accounts changed: same config, new registry, one swap."""
+        current = self.runtime_ref.current
+        try:
+            self.runtime_ref.current = Runtime.build(current.config, previous=current,
+                                                     accounts=accounts)
+        except Exception:  # never let a bad auth file take the daemon down
+            log.exception("cannot apply the changed OAuth accounts; keeping the old ones")
 
     # --- start-up --------------------------------------------------------------------------
 
@@ -166,6 +191,7 @@ class Daemon:
         self._listeners = [self._listen(config, ssl_ctx)]
         self._install_signals()
         self._start_watchdog()
+        self.state.oauth.start()
         self.notifier.send("READY=1", f"STATUS={self._serving_status()}")
         log.info("cliproxyd %s (pid %d)", self._serving_status(), os.getpid())
         await self._stop.wait()
@@ -233,7 +259,8 @@ class Daemon:
         try:
             new = load_config(self.config_path)
             ssl_ctx = build_ssl_context(new)
-            runtime = Runtime.build(new, previous=self.runtime_ref.current)
+            accounts = self.state.oauth.rescan(new)  # hand edits of the auth dir apply on HUP
+            runtime = Runtime.build(new, previous=self.runtime_ref.current, accounts=accounts)
         except ConfigError as err:
             for problem in err.problems:
                 log.error("reload failed: %s", problem)
@@ -249,6 +276,7 @@ class Daemon:
         self._apply_listeners(new, ssl_ctx)
         set_log_level(new.debug)
         self.runtime_ref.current = runtime  # the one atomic swap
+        self.state.oauth.mark_published(accounts)
         log.info("configuration reloaded from %s", self.config_path)
         return True
 
@@ -321,6 +349,7 @@ class Daemon:
             server.stop()  # stop accepting first: STOPPING=1 means no new connections
         self.notifier.send("STOPPING=1", "STATUS=stopping: draining in-flight requests")
         self.app.websockets.drain()  # idle sockets close now (1001), busy ones after their turn
+        await self.state.oauth.stop()  # refreshes in progress finish writing their files
         if not await self.state.inflight.wait_idle(timeout):
             log.warning("shutdown-timeout (%ss) reached with %d requests in flight", timeout,
                         len(self.state.inflight))

@@ -49,7 +49,8 @@ RELOAD_RESULTS = ("success", "failure")
 CLIENT_FORMATS = ("openai_chat", "openai_responses", "claude", "gemini")
 PROVIDERS = ("gemini", "claude", "codex", "openai_compat")
 TOKEN_KINDS = ("input", "output", "cached", "reasoning")
-CREDENTIAL_STATES = ("available", "cooling_down")
+# "unavailable": an OAuth account whose token expired and could not be refreshed (issue 7).
+CREDENTIAL_STATES = ("available", "cooling_down", "unavailable")
 # LLM answers take from a fraction of a second to many minutes.
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _TTFB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)

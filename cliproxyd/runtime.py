@@ -1,27 +1,29 @@
 """The swappable bundle every request reads: the config and what is built from it.
 
 `Runtime.build(config, previous)` is the single place that turns a `Config` into ready-to-use
-state: the config, the model registry (credentials and the models they serve) and the credential
-pool, whose cooldown state is carried over from the previous runtime on reload.  `RuntimeRef.current` is replaced
+state: the config, the model registry (credentials and the models they serve, OAuth accounts
+from the auth dir included) and the credential pool, whose cooldown state is carried over from
+the previous runtime on reload.  `RuntimeRef.current` is replaced
 in one assignment on reload; a handler reads it once per request, so a request in flight keeps
 the snapshot it started with.  No I/O happens here beyond what `build` documents.
 
 `AppState` is the other half: state that lives as long as the process (metrics registry,
-management lockout table, in-flight request tracking, the upstream HTTP transport) and is *not*
-replaced on reload.
+management lockout table, in-flight request tracking, the upstream HTTP transport, the OAuth
+service) and is *not* replaced on reload.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 from dataclasses import dataclass, field
 
 from cliproxyd.access import Lockout
 from cliproxyd.config import Config
 from cliproxyd.metrics import Metrics
 from cliproxyd.providers.transport import Transport
-from cliproxyd.routing.models import ModelRegistry, build_registry
+from cliproxyd.routing.models import ModelRegistry, OAuthAccount, build_registry
 from cliproxyd.routing.pool import Pool
 from cliproxyd.usage_store import UsageRecorder
 
@@ -35,17 +37,24 @@ class Runtime:
     config: Config
     registry: ModelRegistry
     pool: Pool
+    accounts: tuple[OAuthAccount, ...] = ()
 
     @classmethod
-    def build(cls, config: Config, previous: Runtime | None = None) -> Runtime:
+    def build(cls, config: Config, previous: Runtime | None = None,
+              accounts: tuple[OAuthAccount, ...] | None = None) -> Runtime:
         """Build the runtime for ``config``; raises on anything the config alone cannot catch.
 
         With ``previous`` (a reload), credentials still configured keep their cooldowns.
+        ``accounts`` are the auth dir's OAuth accounts (`OAuthService.snapshot`); None keeps
+        the previous runtime's (a config edit does not touch the auth dir).
         """
         pool = Pool(config.routing.strategy)
         if previous is not None:
             pool.carry_over(previous.pool)
-        return cls(config=config, registry=build_registry(config), pool=pool)
+        if accounts is None:
+            accounts = previous.accounts if previous is not None else ()
+        return cls(config=config, registry=build_registry(config, accounts), pool=pool,
+                   accounts=tuple(accounts))
 
 
 class RuntimeRef:
@@ -105,6 +114,9 @@ class AppState:
     reload: Callable[[], Awaitable[bool]] | None = None
     # Serialises management edits of config.yaml and the auth dir (read-modify-write-reload).
     edit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # OAuth accounts, login flows and token refresh (`credentials.service.OAuthService`, issue 7;
+    # set by the daemon).
+    oauth: Any = None
 
     @property
     def transport(self) -> Transport:
