@@ -32,6 +32,7 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Mapping, Protocol
+from urllib.parse import urlsplit
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import aggregate, codec, sse
@@ -259,7 +260,8 @@ class Pipeline:
         finally:
             sink.watch(None)
         if not response.ok:
-            raise provider.classify_error(response.status, response.headers, response.body)
+            raise _scrub(provider.classify_error(response.status, response.headers,
+                                                 response.body), cred)
         return response
 
     def _plain_answer(self, plan: _Plan, upstream: Any, passthrough: bool,
@@ -307,6 +309,18 @@ class Pipeline:
         except Exception as exc:
             raise ProxyError(ErrorKind.UPSTREAM_ERROR, "The upstream returned a malformed "
                              "token count.", status=502) from exc
+
+
+def _scrub(err: ProxyError, cred: Credential) -> ProxyError:
+    """``err`` with the credential's secrets masked: an upstream's error text may echo the key
+    or headers it was sent (reliability catalogue U8), and the message reaches logs and the
+    client."""
+    password = urlsplit(cred.proxy_url).password if cred.proxy_url else None
+    message = err.message
+    for secret in (cred.api_key, password, *cred.headers.values()):
+        if secret and len(secret) >= 8 and secret in message:
+            message = message.replace(secret, "[redacted]")
+    return err if message == err.message else replace(err, message=message)
 
 
 def _decode_options(upstream: Any, plan: _Plan, passthrough: bool) -> dict[str, Any]:
