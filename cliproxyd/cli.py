@@ -6,9 +6,13 @@
     cliproxyd --check-config [--config FILE]  validate, print every problem
     cliproxyd --version
     cliproxyd hash-secret                     read a secret on stdin, print its bcrypt hash
+    cliproxyd [--config FILE] login claude|codex [--no-browser]
+                                              subscription login: prints the URL, waits for
+                                              the redirect, writes the auth file
 
 The config file is ``--config``, else ``$CLIPROXYD_CONFIG``, else ``./config.yaml``, else
-``/etc/cliproxyd/config.yaml``.  Exit codes: 0 ok, 1 cannot listen, 64 usage, 78 bad config.
+``/etc/cliproxyd/config.yaml``.  Exit codes: 0 ok, 1 cannot listen (or login failed), 64 usage,
+78 bad config.
 Every failure is one clear message on stderr, never a traceback.
 """
 
@@ -49,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.add_parser("hash-secret", help="read a secret on stdin and print a bcrypt hash")
+    login = commands.add_parser("login", help="log in to a Claude Code or ChatGPT subscription")
+    login.add_argument("provider", choices=("claude", "codex"), help="which subscription")
+    login.add_argument("--no-browser", action="store_true",
+                       help="only print the URL (do not try to open a browser)")
     return parser
 
 
@@ -144,4 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_config:
         print(f"{os.path.abspath(path)}: configuration ok")
         return 0
+    if args.command == "login":
+        from cliproxyd.credentials.login import run_login
+
+        return run_login(config, args.provider, open_browser=not args.no_browser)
     return _serve(path, config)
