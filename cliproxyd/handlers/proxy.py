@@ -287,9 +287,14 @@ class ModelsHandler(_ProxyHandler):
         agent = self.request.headers.get("User-Agent", "")
         return "anthropic-version" in self.request.headers or agent.startswith("claude-cli")
 
+    async def prepare(self) -> None:
+        if self._wants_anthropic():
+            self.client_format = "claude"  # errors too (a bad key) in the Anthropic shape
+        await super().prepare()
+
     async def get(self) -> None:
         listing = self.runtime.registry.listing()
-        if self._wants_anthropic():
+        if self.client_format == "claude":
             data = [{"type": "model", "id": m.id, "display_name": m.info.display_name,
                      "created_at": _rfc3339(m.info.created)} for m in listing]
             self.write_json({"data": data, "has_more": False,

@@ -393,3 +393,16 @@ def test_gemini_stream_without_alt_is_a_json_array(daemon, fresh):
     assert text == "one two three"
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
     assert chunks[-1]["usageMetadata"]["totalTokenCount"] > 0
+
+
+def test_model_listing_errors_follow_the_clients_shape(daemon):
+    d = daemon({"api-keys": [KEY]})
+    anthropic_style = d.request("GET", "/v1/models", headers={"anthropic-version": "2023-06-01",
+                                                              "x-api-key": "wrong"})
+    assert anthropic_style.status == 401
+    assert anthropic_style.json()["type"] == "error"
+    assert anthropic_style.json()["error"]["type"] == "authentication_error"
+    openai_style = d.request("GET", "/v1/models", headers={"Authorization": "Bearer wrong"})
+    assert openai_style.status == 401 and "type" not in openai_style.json()
+    with pytest.raises(anthropic.AuthenticationError):
+        anthropic.Anthropic(base_url=d.url, api_key="wrong", max_retries=0).models.list()
