@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from cliproxyd.access import Lockout
 from cliproxyd.config import Config

@@ -22,12 +22,28 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
-    "FLOW_TTL", "ProviderSpec", "authorize_url", "redirect_uri", "safe_name_part", "Flow", "FlowError", "Flows", "TokenError", "TokenRequest", "challenge_s256",
-    "format_time", "jwt_claims", "new_state", "new_verifier", "parse_callback_url",
-    "parse_time", "valid_state", "with_query",
+    "FLOW_TTL",
+    "Flow",
+    "FlowError",
+    "Flows",
+    "ProviderSpec",
+    "TokenError",
+    "TokenRequest",
+    "authorize_url",
+    "challenge_s256",
+    "format_time",
+    "jwt_claims",
+    "new_state",
+    "new_verifier",
+    "parse_callback_url",
+    "parse_time",
+    "redirect_uri",
+    "safe_name_part",
+    "valid_state",
+    "with_query",
 ]
 
 FLOW_TTL = 600.0  # pending logins expire after 10 minutes (reference §7.1)
@@ -75,7 +91,7 @@ def redirect_uri(spec: ProviderSpec, port: int) -> str:
     return f"http://localhost:{port}{spec.redirect_path}"
 
 
-def authorize_url(spec: ProviderSpec, endpoints: Any, flow: "Flow") -> str:
+def authorize_url(spec: ProviderSpec, endpoints: Any, flow: Flow) -> str:
     """The URL the user opens: ``response_type=code``, client id, absolute redirect URI, scope,
     S256 challenge, the flow's state, and the provider's extra parameters."""
     params = {"client_id": endpoints.client_id, "response_type": "code",
@@ -225,7 +241,7 @@ def parse_time(value: Any) -> float | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.timestamp()
 
 

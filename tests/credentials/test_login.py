@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import yaml
-
 from harness import REPO, free_port
+
 from tests.fakes.oauth import FakeOAuth
 
 WAIT = 30.0
@@ -105,7 +105,7 @@ def test_login_exits_1_when_the_provider_refuses(tmp_path):
         try:
             page = requests.get(read_url(proc), timeout=WAIT)
             assert page.status_code == 400 and "access_denied" in page.text
-            out, err = proc.communicate(timeout=WAIT)
+            _, err = proc.communicate(timeout=WAIT)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -127,7 +127,7 @@ def test_login_reports_a_taken_redirect_port(tmp_path):
             result = subprocess.run(
                 [sys.executable, "-m", "cliproxyd", "--config",
                  str(write_config(tmp_path, fake, port)), "login", "codex", "--no-browser"],
-                capture_output=True, text=True, timeout=WAIT,
+                capture_output=True, text=True, timeout=WAIT, check=False,
                 env=dict(os.environ, PYTHONPATH=str(REPO)))
         finally:
             fake.stop()
@@ -136,6 +136,6 @@ def test_login_reports_a_taken_redirect_port(tmp_path):
 
 def test_login_usage_errors_exit_64():
     result = subprocess.run([sys.executable, "-m", "cliproxyd", "login", "gemini"],
-                            capture_output=True, text=True, timeout=WAIT,
+                            capture_output=True, text=True, timeout=WAIT, check=False,
                             env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert result.returncode == 64 and "invalid choice" in result.stderr

@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-
 from harness import free_port
+
 from tests.fakes.oauth import FakeOAuth
 from tests.fakes.upstreams import start_fake
 
