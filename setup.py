@@ -22,6 +22,7 @@ setup(
         "tornado>=6.4",
         "pyyaml>=6.0",
         "requests-oauthlib>=2.0",
+        "requests>=2.28",  # OAuth token endpoints (cliproxyd.credentials.tokens)
         "sdnotify>=0.3.2",
         "prometheus-client>=0.20",
         # bcrypt: `secret-key` may be a bcrypt hash as CLIProxyAPI writes them; hashing is not
