@@ -170,3 +170,15 @@ def test_start_and_stop_run_the_loop(tmp_path, fake):
 
     asyncio.run(run())
     assert changes and changes[-1][0].access_token == fake.access_tokens[-1]
+
+
+def test_periodic_pass_rescans_the_auth_dir(tmp_path, fake):
+    service, clock, changes = make(tmp_path, fake)
+    service.rescan()
+    write(tmp_path, "claude-n@x.json", type="claude", access_token="t", email="n@x")
+    asyncio.run(service.refresh_now())
+    assert service.snapshot() == ()  # not yet: the last scan was just now
+    clock.now += 30
+    asyncio.run(service.refresh_now())
+    assert [a.name for a in service.snapshot()] == ["claude-n@x.json"]
+    assert [a.name for a in changes[-1]] == ["claude-n@x.json"]

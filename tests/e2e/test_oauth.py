@@ -135,6 +135,22 @@ def test_claude_login_through_the_redirect_port_then_proxy_with_the_token(
     assert "x-api-key" not in sent.headers
     # A fresh login is not refreshed at once.
     assert len(providers["claude"].token_requests) == 1
+    # The redirect-port forwarder is gone once no login is pending.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(query["redirect_uri"][0], timeout=WAIT)
+
+
+def test_webui_flow_reports_a_taken_redirect_port(daemon, providers, claude_up, codex_up):
+    import socket
+
+    cfg = config_for(providers, claude_up, codex_up)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        cfg["oauth"]["codex"]["redirect-port"] = busy.getsockname()[1]
+        d = daemon(cfg)
+        resp = d.request("GET", "/v0/management/codex-auth-url?is_webui=true", headers=MGMT)
+    assert resp.status == 500 and resp.json() == {"error": "failed to start callback server"}
 
 
 def test_codex_login_via_the_main_callback_then_proxy_with_account_id(
