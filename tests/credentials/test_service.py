@@ -182,3 +182,18 @@ def test_periodic_pass_rescans_the_auth_dir(tmp_path, fake):
     asyncio.run(service.refresh_now())
     assert [a.name for a in service.snapshot()] == ["claude-n@x.json"]
     assert [a.name for a in changes[-1]] == ["claude-n@x.json"]
+
+
+def test_callback_without_code_or_with_provider_error_fails_the_flow(tmp_path, fake):
+    service, clock, _ = make(tmp_path, fake)
+    flow, _ = service.begin("claude")
+    with pytest.raises(FlowError) as info:
+        asyncio.run(service.complete(flow.state, "", ""))
+    assert info.value.status == 400
+    assert service.flows.status(flow.state, clock.now) == ("error", "the callback carried no code")
+    other, _ = service.begin("claude")
+    with pytest.raises(FlowError):
+        asyncio.run(service.complete(other.state, "", "access_denied"))
+    status, message = service.flows.status(other.state, clock.now)
+    assert status == "error" and "access_denied" in message
+    assert fake.token_requests == []
