@@ -211,8 +211,8 @@ class OAuthService:
         try:
             doc = await loop.run_in_executor(None, post_token, request, config.proxy_url)
             data = {**state.data, **module.auth_fields(doc, self.clock(), state.data)}
-            await loop.run_in_executor(None, store.write, config.auth_dir, state.name, data)
-            record = await loop.run_in_executor(None, store.read, config.auth_dir, state.name)
+            record = await loop.run_in_executor(None, _write_back, config.auth_dir, state.name,
+                                                data)
         except (TokenError, OSError) as exc:
             state.failed(str(exc) if isinstance(exc, TokenError) else "cannot write the auth file",
                          self.clock())
@@ -266,3 +266,11 @@ class OAuthService:
         self.publish()
         return flow
 
+
+def _write_back(auth_dir: str, name: str, data: dict[str, Any]) -> store.AuthRecord | None:
+    """Rewrite a refreshed account's file, unless it was deleted meanwhile (then None)."""
+    if store.read(auth_dir, name) is None:
+        log.info("%s was removed while its token was refreshed; not writing it back", name)
+        return None
+    store.write(auth_dir, name, data)
+    return store.read(auth_dir, name)

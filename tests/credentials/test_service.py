@@ -197,3 +197,14 @@ def test_callback_without_code_or_with_provider_error_fails_the_flow(tmp_path, f
     status, message = service.flows.status(other.state, clock.now)
     assert status == "error" and "access_denied" in message
     assert fake.token_requests == []
+
+
+def test_refresh_does_not_resurrect_a_deleted_file(tmp_path):
+    from cliproxyd.credentials.service import _write_back
+
+    folder = tmp_path / "auth"
+    assert _write_back(str(folder), "claude-gone.json", {"type": "claude"}) is None
+    assert not folder.exists()
+    write(tmp_path, "claude-here.json", type="claude", access_token="old")
+    record = _write_back(str(folder), "claude-here.json", {"type": "claude", "access_token": "new"})
+    assert record is not None and record.data["access_token"] == "new"
