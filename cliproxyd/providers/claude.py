@@ -4,7 +4,10 @@
 ``anthropic-version: 2023-06-01`` (issue 4).  A Claude Code subscription login (a credential with
 ``auth == "oauth"``, issue 7) sends ``Authorization: Bearer <access token>`` instead, with the
 ``anthropic-beta`` list Claude Code sends (``oauth-2025-04-20`` among it) and its client headers
-(reference/cliproxyapi-translation.md, the Claude row of the upstream table).  Pure: no I/O.
+(reference/cliproxyapi-translation.md, the Claude row of the upstream table); the API only
+accepts such tokens when the first system block is Claude Code's identity line, which is put in
+front of the client's own system prompt (the smallest part of the original's "cloaking").
+Pure: no I/O.
 
 Anthropic's error body: ``{"type": "error", "error": {"type": "rate_limit_error", "message":
 "..."}, "request_id": "req_..."}``; types invalid_request_error 400, authentication_error 401,
@@ -30,12 +33,13 @@ from cliproxyd.providers.base import (
 )
 from cliproxyd.routing.models import Credential
 
-__all__ = ["ANTHROPIC_VERSION", "OAUTH_BETAS", "ClaudeProvider"]
+__all__ = ["ANTHROPIC_VERSION", "CLAUDE_CODE_IDENTITY", "OAUTH_BETAS", "ClaudeProvider"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 # What Claude Code sends with a subscription token; the API refuses such tokens without
 # oauth-2025-04-20.
 OAUTH_BETAS = "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14"
+CLAUDE_CODE_IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
 _OAUTH_CLIENT = {"anthropic-dangerous-direct-browser-access": "true", "x-app": "cli",
                  "User-Agent": "claude-cli/2.1.220 (external, cli)"}
 SPEND_LIMIT_RETRY = 30 * 60.0
@@ -83,6 +87,8 @@ class ClaudeProvider:
             payload["stream"] = True
         else:
             payload.pop("stream", None)
+        if credential.auth == "oauth":
+            payload["system"] = _with_identity(payload.get("system"))
         return WireRequest("POST", f"{credential.base_url}/v1/messages",
                            self._headers(credential, stream), json_body(payload))
 
@@ -110,6 +116,18 @@ class ClaudeProvider:
             retry = SPEND_LIMIT_RETRY
         return make_error(status, err.get("message"), kind=kind, retry_after=retry,
                           provider="Anthropic")
+
+
+def _with_identity(system: Any) -> list[Any]:
+    """``system`` as blocks, led by Claude Code's identity line (once)."""
+    if isinstance(system, str):
+        blocks: list[Any] = [{"type": "text", "text": system}] if system else []
+    else:
+        blocks = list(system) if isinstance(system, list) else []
+    first = blocks[0] if blocks else None
+    if isinstance(first, dict) and first.get("text") == CLAUDE_CODE_IDENTITY:
+        return blocks
+    return [{"type": "text", "text": CLAUDE_CODE_IDENTITY}, *blocks]
 
 
 def _spend_limit(err: Mapping[str, Any]) -> bool:

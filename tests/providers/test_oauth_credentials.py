@@ -58,3 +58,22 @@ def test_codex_api_keys_are_unchanged():
     assert not key.stream_only
     w = provider_for("codex").build_request({"input": "hi", "temperature": 1}, key, "gpt-5", False)
     assert "Chatgpt-Account-Id" not in w.headers and json.loads(w.body)["temperature"] == 1
+
+
+def test_claude_oauth_leads_the_system_prompt_with_claude_codes_identity():
+    from cliproxyd.providers.claude import CLAUDE_CODE_IDENTITY
+
+    cred = account("claude")
+    p = provider_for("claude")
+
+    def system(body):
+        return json.loads(p.build_request(body, cred, "m", False).body)["system"]
+
+    identity = {"type": "text", "text": CLAUDE_CODE_IDENTITY}
+    assert system({"messages": []}) == [identity]
+    assert system({"system": "be brief"}) == [identity, {"type": "text", "text": "be brief"}]
+    blocks = [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}]
+    assert system({"system": blocks}) == [identity, *blocks]
+    assert system({"system": [identity, *blocks]}) == [identity, *blocks]
+    key = build_registry(Config(claude_api_key=(ProviderKey("sk-ant-K"),))).credentials[0]
+    assert json.loads(p.build_request({"system": "s"}, key, "m", False).body)["system"] == "s"
