@@ -26,6 +26,11 @@ test: venv
 lint: venv
 	$(PY) -m ruff check cliproxyd tests
 
+# Benchmark (not part of `test`; needs wrk: apt-get install wrk).  Table on stdout, JSON in
+# bench/results/.  BENCH_ARGS=--quick checks the harness in a fraction of the time.
+bench: venv
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 dist: venv
 	$(PY) setup.py -q sdist
 

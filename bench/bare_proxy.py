@@ -1,0 +1,45 @@
+"""The floor: the least any Tornado proxy does (check a key, parse the JSON, rewrite the model,
+forward, stream back), with the same HTTP client cliproxyd uses.  Not a product; the benchmark's
+reference.  Usage: ``python bench/bare_proxy.py PORT UPSTREAM_URL KEY``."""
+
+import hmac
+import json
+import sys
+
+from tornado import httpclient, ioloop, web
+
+PORT, UPSTREAM, KEY = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+client = httpclient.AsyncHTTPClient(max_clients=2000)
+
+
+class Chat(web.RequestHandler):
+    async def post(self) -> None:
+        given = self.request.headers.get("Authorization", "")[7:]
+        if not hmac.compare_digest(given.encode(), KEY.encode()):
+            raise web.HTTPError(401)
+        body = json.loads(self.request.body)
+        body["model"] = "up-" + body["model"]
+        stream = body.get("stream") is True
+
+        def relay(chunk: bytes) -> None:
+            self.write(chunk)
+            self.flush()
+
+        def on_header(line: str) -> None:
+            if line.lower().startswith("content-type:"):
+                self.set_header("Content-Type", line.split(":", 1)[1].strip())
+
+        response = await client.fetch(
+            UPSTREAM + "/v1/chat/completions", method="POST", body=json.dumps(body),
+            headers={"Content-Type": "application/json", "Authorization": "Bearer upstream"},
+            streaming_callback=relay if stream else None, header_callback=on_header,
+            request_timeout=3600, raise_error=False)
+        self.set_status(response.code)
+        if not stream:
+            self.write(response.body)
+
+
+if __name__ == "__main__":
+    web.Application([(r"/v1/chat/completions", Chat)]).listen(PORT, "127.0.0.1")
+    print("ready", flush=True)
+    ioloop.IOLoop.current().start()

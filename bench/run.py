@@ -1,0 +1,353 @@
+"""`make bench`: cliproxyd against the ceiling (the fake upstream, direct) and the floor (a bare
+Tornado passthrough proxy, bench/bare_proxy.py), all measured in the same run.
+
+Processes: the fake upstream (bench/fake_upstream.py) and the load generators (wrk for plain
+requests, bench/loadgen.py for streams) on core 1; the proxy under test on core 0 (taskset).
+Lanes (issue 8):
+
+1. plain requests: throughput (wrk, 32 connections) and p50/p99 latency (wrk, 1 connection)
+   for OpenAI → OpenAI-compatible (passthrough), OpenAI → Claude and Anthropic → Gemini;
+2. streams: time to first byte, per-chunk cost on a 500-chunk stream, streams per second;
+3. 1,000 concurrent open streams: the daemon's RSS and CPU;
+4. 20 SIGHUP reloads during sustained load: failed requests;
+plus start-up time to READY=1.
+
+Prints a table and writes bench/results/bench-<UTC time>.json.  ``--quick`` shortens every lane
+(for checking the harness, not for figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(HERE))
+
+from harness import Daemon, free_port  # noqa: E402
+import loadgen  # noqa: E402
+
+KEY = "bench-client-key-0001"
+MESSAGES = [{"role": "user", "content": "Say hello in one short sentence, please."}]
+PROXY_CORE, LOAD_CORE = "0", "1"
+LOWER_IS_BETTER = ("added_p50_ms_over_bare", "rss_1000_streams_mb", "start_to_ready_s",
+                   "reload_failures")
+TARGETS = {
+    "passthrough_rps_vs_bare": 0.90, "translated_rps_vs_bare": 0.75,
+    "added_p50_ms_over_bare": 0.3, "streams_per_s_vs_bare": 0.90,
+    "rss_1000_streams_mb": 200.0, "start_to_ready_s": 0.5, "reload_failures": 0,
+}
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def _pinned(core: str, argv: list[str]) -> list[str]:
+    return (["taskset", "-c", core] if shutil.which("taskset") else []) + argv
+
+
+def _spawn(argv: list[str], core: str) -> subprocess.Popen:
+    proc = subprocess.Popen(_pinned(core, argv), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"{argv} did not start")
+    return proc
+
+
+def _pin_all_threads(pid: int, core: str) -> None:
+    if shutil.which("taskset"):
+        subprocess.run(["taskset", "-a", "-p", "-c", core, str(pid)], check=True,
+                       stdout=subprocess.DEVNULL)
+
+
+def daemon_config(upstream: str) -> dict:
+    models = lambda prefix, alias: [{"name": f"{prefix}{s}", "alias": f"{alias}{s}"}
+                                    for s in ("", "-c500", "-slow")]
+    return {
+        "api-keys": [KEY],
+        "openai-compatibility": [{"name": "bench", "base-url": upstream + "/v1",
+                                  "api-key-entries": [{"api-key": "upstream-key-0001"}],
+                                  "models": models("up-m", "m")}],
+        "claude-api-key": [{"api-key": "upstream-key-0002", "base-url": upstream,
+                            "models": models("up-claude", "cl")}],
+        "gemini-api-key": [{"api-key": "upstream-key-0003", "base-url": upstream,
+                            "models": models("up-gemini", "ge")}],
+    }
+
+
+# -- wrk ---------------------------------------------------------------------------------------
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url: str, body: dict, headers: dict[str, str], connections: int, seconds: float) -> dict:
+    """Requests/s, latency percentiles (ms) and failures of one wrk run."""
+    lua = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}"]
+    lua += [f'wrk.headers[{json.dumps(k)}] = {json.dumps(v)}' for k, v in headers.items()]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write("\n".join(lua) + "\n")
+    try:
+        out = subprocess.run(_pinned(LOAD_CORE, [
+            "wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", fh.name,
+            url]), capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(fh.name)
+    pct = dict(re.findall(r"^\s+(\d+)%\s+(\S+)", out, re.M))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore
+            "p50_ms": _ms(pct["50"]), "p99_ms": _ms(pct["99"]),
+            "failures": (int(non2xx.group(1)) if non2xx else 0)
+            + (sum(map(int, errors.groups())) if errors else 0)}
+
+
+# -- lanes -------------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.work = Path(tempfile.mkdtemp(prefix="cliproxyd-bench-"))
+        self.fake_port, self.bare_port = free_port(), free_port()
+        self.fake_url = f"http://127.0.0.1:{self.fake_port}"
+        self.bare_url = f"http://127.0.0.1:{self.bare_port}"
+        self.procs: list[subprocess.Popen] = []
+        self.daemon: Daemon | None = None
+        self.results: dict = {}
+
+    def secs(self, full: float) -> float:
+        return float(max(1, int(full / 4))) if self.quick else full
+
+    def start(self) -> None:
+        self.procs.append(_spawn([sys.executable, str(HERE / "fake_upstream.py"),
+                                  str(self.fake_port)], LOAD_CORE))
+        self.procs.append(_spawn([sys.executable, str(HERE / "bare_proxy.py"), str(self.bare_port),
+                                  self.fake_url, KEY], PROXY_CORE))
+        times = []
+        for i in range(1 if self.quick else 3):
+            d = Daemon(self.work / f"start{i}", daemon_config(self.fake_url))
+            t0 = time.perf_counter()
+            d.start()
+            times.append(time.perf_counter() - t0)
+            d.stop()
+        self.results["start_to_ready_s"] = min(times)
+        self.daemon = Daemon(self.work / "daemon", daemon_config(self.fake_url)).start()
+        _pin_all_threads(self.daemon.pid, PROXY_CORE)
+        os.sched_setaffinity(0, {int(LOAD_CORE)})
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # Targets of each lane: (name, url, path, body, headers)
+    def targets(self, stream: bool = False, model: str = "m") -> list[tuple]:
+        auth = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+        chat = lambda m: {"model": m, "messages": MESSAGES, "stream": stream}
+        assert self.daemon is not None
+        d = self.daemon.url
+        return [
+            ("direct", self.fake_url, "/v1/chat/completions", chat(f"up-{model}"), auth),
+            ("bare", self.bare_url, "/v1/chat/completions", chat(model), auth),
+            ("passthrough", d, "/v1/chat/completions", chat(model), auth),
+            ("openai>claude", d, "/v1/chat/completions", chat(model.replace("m", "cl", 1)), auth),
+            ("anthropic>gemini", d, "/v1/messages",
+             dict(chat(model.replace("m", "ge", 1)), max_tokens=64), auth),
+        ]
+
+    def plain(self) -> None:
+        lane = {}
+        for name, url, path, body, headers in self.targets():
+            wrk(url + path, body, headers, 8, 1)  # warm up
+            load = wrk(url + path, body, headers, 32, self.secs(8))
+            single = wrk(url + path, body, headers, 1, self.secs(5))
+            lane[name] = {"rps": load["rps"], "failures": load["failures"] + single["failures"],
+                          "p50_ms": single["p50_ms"], "p99_ms": single["p99_ms"],
+                          "p99_ms_loaded": load["p99_ms"]}
+            print(f"  plain {name:17} {load['rps']:8.0f} req/s  p50 {single['p50_ms']:.2f} ms",
+                  flush=True)
+        self.results["plain"] = lane
+
+    def streams(self) -> None:
+        lane: dict = {}
+        n_ttfb, n_long = (20, 4) if self.quick else (200, 20)
+        for name, url, path, body, headers in self.targets(stream=True):
+            timings = asyncio.run(loadgen.stream_timings(url, path, body, headers, n_ttfb))
+            long_body = dict(body, model=body["model"] + "-c500")
+            long = asyncio.run(loadgen.stream_timings(url, path, long_body, headers, n_long))
+            done, failed = asyncio.run(loadgen.stream_rate(url, path, body, headers, 32,
+                                                           self.secs(8)))
+            lane[name] = {
+                "ttfb_p50_ms": 1000 * statistics.median(t for t, _ in timings),
+                "stream_500_ms": 1000 * statistics.median(t for _, t in long),
+                "streams_per_s": done / self.secs(8), "failures": failed}
+            print(f"  stream {name:16} ttfb {lane[name]['ttfb_p50_ms']:.2f} ms  500 chunks "
+                  f"{lane[name]['stream_500_ms']:.1f} ms  {lane[name]['streams_per_s']:.0f} "
+                  "streams/s", flush=True)
+        for name, row in lane.items():
+            row["per_chunk_us"] = 1000 * (row["stream_500_ms"] - lane["direct"]["stream_500_ms"]) \
+                / 500
+            row["ttfb_added_ms"] = row["ttfb_p50_ms"] - lane["direct"]["ttfb_p50_ms"]
+        self.results["streams"] = lane
+
+    def held_streams(self) -> None:
+        count = 200 if self.quick else 1000
+        lane = {}
+        for name, url, path, body, headers, pid in (
+                ("bare",) + self.targets(True, "m-slow")[1][1:] + (self.procs[1].pid,),
+                ("passthrough",) + self.targets(True, "m-slow")[2][1:] + (self.daemon.pid,)):
+            async def measure() -> dict:
+                held = await loadgen.hold_streams(url, path, body, headers, count)
+                cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+                await asyncio.sleep(self.secs(5))
+                cpu = (_cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
+                rss = _rss_mb(pid)
+                await held.close()
+                return {"streams": count, "rss_mb": rss, "cpu_percent": 100 * cpu}
+            lane[name] = asyncio.run(measure())
+            print(f"  {count} streams {name:11} RSS {lane[name]['rss_mb']:.1f} MB  CPU "
+                  f"{lane[name]['cpu_percent']:.1f} %", flush=True)
+            time.sleep(2)
+        self.results["held_streams"] = lane
+
+    def reloads(self) -> None:
+        assert self.daemon is not None
+        name, url, path, body, headers = self.targets()[2]
+        count = 5 if self.quick else 20
+        duration = count * 1.0 + 4
+        box: dict = {}
+
+        def load() -> None:
+            box["wrk"] = wrk(url + path, body, headers, 16, duration)
+
+        import threading
+        thread = threading.Thread(target=load)
+        thread.start()
+        time.sleep(1.5)
+        config = daemon_config(self.fake_url)
+        for i in range(count):
+            config["api-keys"] = [KEY, f"bench-rotating-key-{i:04d}"]
+            self.daemon.reload(config)
+            time.sleep(0.5)
+        thread.join()
+        self.results["reloads"] = {"reloads": count, "requests": box["wrk"]["requests"],
+                                   "failures": box["wrk"]["failures"]}
+        print(f"  {count} reloads under load: {box['wrk']['requests']} requests, "
+              f"{box['wrk']['failures']} failed", flush=True)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def verdicts(r: dict) -> dict:
+    plain, streams = r["plain"], r["streams"]
+    bare = plain["bare"]
+    translated = min(plain["openai>claude"]["rps"], plain["anthropic>gemini"]["rps"])
+    return {
+        "passthrough_rps_vs_bare": plain["passthrough"]["rps"] / bare["rps"],
+        "translated_rps_vs_bare": translated / bare["rps"],
+        "added_p50_ms_over_bare": plain["passthrough"]["p50_ms"] - bare["p50_ms"],
+        "streams_per_s_vs_bare": streams["passthrough"]["streams_per_s"]
+        / streams["bare"]["streams_per_s"],
+        "rss_1000_streams_mb": r["held_streams"]["passthrough"]["rss_mb"],
+        "start_to_ready_s": r["start_to_ready_s"],
+        "reload_failures": r["reloads"]["failures"],
+    }
+
+
+def report(r: dict) -> str:
+    lines = ["", "Plain requests (wrk; 32 connections for req/s, 1 for latency)",
+             f"  {'target':18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}"]
+    for name, row in r["plain"].items():
+        lines.append(f"  {name:18} {row['rps']:8.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+                     f"{row['failures']:7d}")
+    lines += ["", "Streams (p50 of sequential streams; 32 workers for streams/s)",
+              f"  {'target':18} {'ttfb ms':>8} {'+ttfb ms':>9} {'500ch ms':>9} "
+              f"{'us/chunk':>9} {'streams/s':>10}"]
+    for name, row in r["streams"].items():
+        lines.append(f"  {name:18} {row['ttfb_p50_ms']:8.2f} {row['ttfb_added_ms']:9.2f} "
+                     f"{row['stream_500_ms']:9.1f} {row['per_chunk_us']:9.1f} "
+                     f"{row['streams_per_s']:10.0f}")
+    lines += ["", "Open streams"]
+    for name, row in r["held_streams"].items():
+        lines.append(f"  {name:18} {row['streams']} streams: RSS {row['rss_mb']:.1f} MB, "
+                     f"CPU {row['cpu_percent']:.1f} %")
+    rl = r["reloads"]
+    lines += ["", f"Reloads: {rl['reloads']} SIGHUPs during {rl['requests']} requests, "
+              f"{rl['failures']} failed", f"Start to READY: {r['start_to_ready_s']:.3f} s", "",
+              "Targets"]
+    for name, value in r["verdicts"].items():
+        goal, lower = TARGETS[name], name in LOWER_IS_BETTER
+        ok = value <= goal if lower else value >= goal
+        lines.append(f"  {name:26} {value:10.3f}  target {'<=' if lower else '>='} {goal:g}  "
+                     f"{'PASS' if ok else 'MISS'}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short lanes (harness check)")
+    parser.add_argument("--only", default="plain,streams,held,reloads",
+                        help="comma-separated lanes to run")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("bench needs wrk (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    bench = Bench(args.quick)
+    lanes = args.only.split(",")
+    try:
+        bench.start()
+        print(f"start to READY {bench.results['start_to_ready_s']:.3f} s", flush=True)
+        for lane, run in (("plain", bench.plain), ("streams", bench.streams),
+                          ("held", bench.held_streams), ("reloads", bench.reloads)):
+            if lane in lanes:
+                run()
+    finally:
+        bench.stop()
+    r = bench.results
+    r["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "when": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+    if all(k in r for k in ("plain", "streams", "held_streams", "reloads")):
+        r["verdicts"] = verdicts(r)
+        print(report(r))
+    out = HERE / "results" / f"bench-{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(r, indent=2) + "\n")
+    print(f"\nwrote {out.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
