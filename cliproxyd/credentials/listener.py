@@ -38,6 +38,12 @@ def result_page(ok: bool, message: str = "") -> str:
             f"<body><h1>{title}</h1><p>{detail}</p>{close}</body></html>")
 
 
+def _log_path(handler: web.RequestHandler) -> None:
+    """Access log without the query: it carries the authorization code."""
+    log.info("%d %s %s (redirect port)", handler.get_status(), handler.request.method,
+             handler.request.path)
+
+
 def _bind(port: int) -> list[socket.socket]:
     """Sockets on localhost:port (both loopback families when possible, else IPv4 only)."""
     try:
@@ -51,7 +57,7 @@ class LoopbackServer:
 
     def __init__(self, port: int, routes: list[Any]) -> None:
         self.port = port
-        self._server = HTTPServer(web.Application(routes), xheaders=False,
+        self._server = HTTPServer(web.Application(routes, log_function=_log_path), xheaders=False,
                                   idle_connection_timeout=30.0, body_timeout=30.0,
                                   max_body_size=64 * 1024)
         self._started = False

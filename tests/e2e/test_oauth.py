@@ -135,6 +135,8 @@ def test_claude_login_through_the_redirect_port_then_proxy_with_the_token(
     assert "x-api-key" not in sent.headers
     # A fresh login is not refreshed at once.
     assert len(providers["claude"].token_requests) == 1
+    # Neither the code nor a token reaches the log.
+    assert "code=" not in d.logs and token not in d.logs and saved["refresh_token"] not in d.logs
     # The redirect-port forwarder is gone once no login is pending.
     with pytest.raises(requests.ConnectionError):
         requests.get(query["redirect_uri"][0], timeout=WAIT)
