@@ -209,7 +209,8 @@ class OAuthService:
                                          str(state.data.get("refresh_token", "")))
         loop = asyncio.get_running_loop()
         try:
-            doc = await loop.run_in_executor(None, post_token, request, config.proxy_url)
+            proxy = str(state.data.get("proxy_url") or "") or config.proxy_url  # the file's own
+            doc = await loop.run_in_executor(None, post_token, request, proxy)
             data = {**state.data, **module.auth_fields(doc, self.clock(), state.data)}
             record = await loop.run_in_executor(None, _write_back, config.auth_dir, state.name,
                                                 data)
