@@ -200,6 +200,35 @@ def test_manual_paste_of_the_redirect_url(daemon, providers, claude_up, codex_up
     assert again.status == 409 and again.json()["status"] == "error"
 
 
+@pytest.mark.parametrize("body, code, message", [
+    ({"provider": "gemini", "code": "c", "state": "s"}, 400, "unsupported provider"),
+    ({"provider": "codex", "code": "c"}, 400, "state is required"),
+    ({"provider": "codex", "state": "abc"}, 400, "code or error is required"),
+    ({"provider": "codex", "code": "c", "state": "a/b"}, 400, "invalid state"),
+    ({"provider": "openai", "code": "c", "state": "abc"}, 404, "unknown or expired state"),
+    ({"provider": "codex", "redirect_url": "nonsense"}, 400, "invalid redirect_url"),
+    ([], 400, "invalid body"),
+])
+def test_oauth_callback_post_errors(daemon, providers, claude_up, codex_up, body, code, message):
+    d = daemon(config_for(providers, claude_up, codex_up))
+    resp = d.request("POST", "/v0/management/oauth-callback", headers=MGMT, json_body=body)
+    assert resp.status == code and resp.json() == {"status": "error", "error": message}
+    assert providers["codex"].token_requests == []
+
+
+def test_oauth_callback_post_with_code_and_state(daemon, providers, claude_up, codex_up):
+    d = daemon(config_for(providers, claude_up, codex_up))
+    started = auth_url(d, "codex")
+    back = parse_qs(urlsplit(requests.get(started["url"], allow_redirects=False,
+                                          timeout=WAIT).headers["Location"]).query)
+    wrong = d.request("POST", "/v0/management/oauth-callback", headers=MGMT, json_body={
+        "provider": "anthropic", "code": back["code"][0], "state": back["state"][0]})
+    assert wrong.status == 400 and wrong.json()["error"] == "provider does not match state"
+    resp = d.request("POST", "/v0/management/oauth-callback", headers=MGMT, json_body={
+        "provider": "openai", "code": back["code"][0], "state": back["state"][0]})
+    assert resp.status == 200 and status(d, started["state"]).json() == {"status": "ok"}
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 
