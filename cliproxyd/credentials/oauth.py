@@ -287,6 +287,7 @@ class Flows:
     def __init__(self, ttl: float = FLOW_TTL) -> None:
         self.ttl = ttl
         self._flows: dict[str, Flow] = {}
+        self._timed_out: dict[str, float] = {}  # state → until when "timeout" is reported
 
     def start(self, provider: str, redirect_uri: str, now: float) -> Flow:
         """Register a new pending flow with a fresh state and verifier."""
@@ -297,7 +298,10 @@ class Flows:
 
     def _prune(self, now: float) -> None:
         for state in [s for s, f in self._flows.items() if f.expires <= now]:
-            del self._flows[state]
+            if self._flows.pop(state).status == "wait":  # never called back: say so a while
+                self._timed_out[state] = now + self.ttl
+        for state in [s for s, until in self._timed_out.items() if until <= now]:
+            del self._timed_out[state]
 
     def get(self, state: str, now: float) -> Flow | None:
         """The live flow for ``state`` (None when unknown or expired)."""
@@ -318,6 +322,8 @@ class Flows:
             raise FlowError(400, "invalid state")
         flow = self.get(state, now)
         if flow is None:
+            if state in self._timed_out:
+                return "error", "Timeout waiting for OAuth callback"
             return "error", "unknown or expired state"
         if flow.status in ("wait", "exchanging"):
             return "wait", ""

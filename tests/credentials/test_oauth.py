@@ -114,6 +114,8 @@ def test_pending_flow_expires_after_ten_minutes():
     with pytest.raises(FlowError) as info:
         flows.claim(flow.state, "codex", NOW + FLOW_TTL)
     assert info.value.status == 404 and not flows.pending("codex", NOW + FLOW_TTL)
+    assert flows.status(flow.state, NOW + FLOW_TTL) == ("error", "Timeout waiting for OAuth callback")
+    assert flows.status(flow.state, NOW + 2 * FLOW_TTL) == ("error", "unknown or expired state")
 
 
 def test_never_issued_state_is_an_error_never_ok():
