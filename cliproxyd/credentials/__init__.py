@@ -6,7 +6,10 @@
 * `tokens` — the blocking HTTP POST to a token endpoint (run in an executor);
 * `accounts` — the OAuth accounts known to the daemon, their refresh state and the
   `routing.models.OAuthAccount` views the runtime is built from;
-* `service` — `OAuthService`, the process-lifetime owner (login flows, refresh loop, rescans).
+* `service` — `OAuthService`, the process-lifetime owner (login flows, refresh loop, rescans);
+* `listener` — the temporary redirect-port listeners (Tornado); `login` — ``cliproxyd login``.
+
+Only `oauth`, `claude` and `codex` are pure; importing this package does not import Tornado.
 """
 
 from __future__ import annotations
