@@ -70,7 +70,10 @@ class AuthFilesHandler(_AuthFileHandler):
     """``GET``, ``POST`` and ``DELETE /v0/management/auth-files``."""
 
     async def get(self) -> None:
-        self.write_json({"files": await self.run_blocking(files.list_auth_files, self.auth_dir)})
+        listed = await self.run_blocking(files.list_auth_files, self.auth_dir)
+        if self.state.oauth is not None:  # say which accounts cannot be used, and why
+            self.state.oauth.annotate(listed)
+        self.write_json({"files": listed})
 
     def _uploads(self) -> list[tuple[str, bytes]]:
         if self.request.headers.get("Content-Type", "").startswith("multipart/form-data"):

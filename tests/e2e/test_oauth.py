@@ -335,6 +335,13 @@ def test_refresh_failure_marks_the_account_and_skips_it(daemon, providers, claud
         return next((line for line in text.splitlines() if line.startswith(
             'cliproxyd_credentials{provider="claude",state="unavailable"}')), "")
     assert wait_until(lambda: metric().endswith(" 1.0"))
+    files = d.request("GET", "/v0/management/auth-files",
+                      headers={"Authorization": f"Bearer {SECRET}"}).json()["files"]
+    by_name = {f["name"]: f for f in files}
+    dead, live = by_name["claude-dead@example.com.json"], by_name["claude-live@example.com.json"]
+    assert dead["status"] == "error" and dead["unavailable"] and dead["status_message"]
+    assert "revoked-refresh" not in json.dumps(files) and "live-access" not in json.dumps(files)
+    assert live.get("status") != "error" and not live.get("unavailable")
 
 
 def test_only_unavailable_accounts_give_503_with_the_reason(daemon, providers, claude_up,
