@@ -42,6 +42,7 @@ from tornado import httputil
 from tornado.httpclient import HTTPRequest, HTTPResponse
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
+from tornado.netutil import DefaultLoopResolver, Resolver, is_valid_ip
 from tornado.simple_httpclient import (
     HTTPStreamClosedError,
     HTTPTimeoutError,
@@ -111,6 +112,26 @@ class _AbortableConnection(_HTTPConnection):
 class _AbortableClient(SimpleAsyncHTTPClient):
     def _connection_class(self) -> type:
         return _AbortableConnection
+
+
+class _LiteralResolver(Resolver):
+    """An IP-literal host (a local model server, a test upstream) needs no lookup; the default
+    resolver would still hop to a thread pool for ``getaddrinfo`` on every request (Tornado's
+    client opens a connection per request).  Names go to the default resolver."""
+
+    def initialize(self) -> None:  # type: ignore[override]
+        self._names = DefaultLoopResolver()
+
+    async def resolve(self, host: str, port: int,
+                      family: socket.AddressFamily = socket.AF_UNSPEC) -> list[tuple[int, Any]]:
+        if is_valid_ip(host):
+            if ":" in host:
+                return [(socket.AF_INET6, (host, port, 0, 0))]
+            return [(socket.AF_INET, (host, port))]
+        return await self._names.resolve(host, port, family)
+
+    def close(self) -> None:
+        self._names.close()
 
 
 class UpstreamCall:
@@ -367,7 +388,8 @@ class Transport:
         client = self._clients.get(proxy_url)
         if client is None:
             endpoint = _proxy_endpoint(proxy_url) if proxy_url else None
-            client = _AbortableClient(force_instance=True, **self._options)
+            client = _AbortableClient(force_instance=True, resolver=_LiteralResolver(),
+                                      **self._options)
             if endpoint:
                 client.tcp_client.close()
                 client.tcp_client = _TunnelTCPClient(*endpoint)
