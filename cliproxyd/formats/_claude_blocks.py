@@ -22,6 +22,7 @@ from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import ir
+from cliproxyd.formats._openai_responses_common import looks_like_openai_encrypted
 
 logger = logging.getLogger("cliproxyd.formats.claude")
 
@@ -435,11 +436,16 @@ def encode_part(part: ir.Part) -> dict[str, Any] | None:
     if isinstance(part, ir.ToolResultPart):
         return _encode_tool_result(part)
     if isinstance(part, ir.ThinkingPart):
-        if not part.signature:
-            logger.debug("dropping unsigned thinking (Anthropic requires a signature)")
+        if not part.signature or looks_like_openai_encrypted(part.signature):
+            # Anthropic rejects unsigned thinking, and an OpenAI reasoning item's encrypted
+            # content (a Codex history replayed to Claude) is "Invalid signature" to it.
+            logger.debug("dropping thinking without an Anthropic signature")
             return None
         return {"type": "thinking", "thinking": part.text, "signature": part.signature}
     if isinstance(part, ir.RedactedThinkingPart):
+        if looks_like_openai_encrypted(part.data):
+            logger.debug("dropping OpenAI encrypted reasoning: Anthropic cannot read it")
+            return None
         return {"type": "redacted_thinking", "data": part.data}
     return None
 

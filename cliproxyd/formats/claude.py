@@ -18,8 +18,13 @@ Rules worth knowing (each tested in tests/formats/test_claude.py):
   from a Claude client that asked for adaptive thinking (raw ``thinking`` kept in extras), else
   ``enabled`` with the level's budget from `formats.reasoning`.  A Claude client's
   ``output_config.effort`` without ``thinking`` stays an effort only.  Thinking is dropped when
-  ``tool_choice`` forces a tool, and temperature / top_k (and top_p < 0.95) are dropped while
-  thinking is on: Anthropic rejects those combinations.
+  ``tool_choice`` forces a tool or when the last tool-calling assistant turn does not start
+  with a signed thinking block (histories from other formats), and temperature / top_k (and
+  top_p < 0.95) are dropped while thinking is on: Anthropic rejects those combinations.
+  Decoding, thinking that is on asks for thoughts (``include_thoughts``) unless ``display`` is
+  ``omitted``.
+* Thinking replayed in requests keeps only Anthropic signatures: unsigned thinking and OpenAI
+  encrypted reasoning (``gAAAAA...``) are dropped.
 * Server tools (``web_search_20250305`` ...) live in ``extras["tools"]`` and are written only by
   this codec; other top-level fields are restored only if Anthropic defines them.
 * Usage: IR input = input + cache_read + cache_creation; back: input − cached − creation.
@@ -193,7 +198,9 @@ def _decode_reasoning(thinking: Any, output_config: Any) -> ir.Reasoning | None:
     if not isinstance(thinking, Mapping):
         raise bad("thinking: must be an object", "thinking")
     ttype, display = thinking.get("type"), thinking.get("display")
-    include = {"summarized": True, "omitted": False}.get(display) if isinstance(display, str) else None
+    # Thinking that is on is shown to the client unless it says "omitted" (the API's default
+    # display), so other upstreams are asked for their thoughts / reasoning summaries too.
+    include = display != "omitted"
     if ttype == "disabled":
         return ir.Reasoning(effort="none", budget=0)
     if ttype in ("adaptive", "auto"):
@@ -424,11 +431,27 @@ def _output_config(request: ir.Request, effort: str | None) -> dict[str, Any] | 
     return config or None
 
 
+def _unsigned_tool_turn(messages: list[dict[str, Any]]) -> bool:
+    """Whether the last assistant turn calls tools without starting with a thinking block:
+    with thinking on, Anthropic rejects that ("a final assistant message must start with a
+    thinking block"), which is what a history from a client or provider without Anthropic
+    signatures looks like."""
+    last = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
+    blocks = last["content"] if last is not None and isinstance(last["content"], list) else []
+    if not any(b.get("type") == "tool_use" for b in blocks):
+        return False
+    return blocks[0].get("type") not in ("thinking", "redacted_thinking")
+
+
 def _encode_thinking(request: ir.Request, body: dict[str, Any], tool_choice: Any) -> None:
     thinking, effort = _encode_reasoning(request)
     if thinking is not None and thinking["type"] != "disabled" and tool_choice \
             and tool_choice["type"] in ("any", "tool"):
         logger.debug("dropping thinking: Anthropic rejects it with a forced tool_choice")
+        thinking = None
+    if thinking is not None and thinking["type"] != "disabled" \
+            and _unsigned_tool_turn(body["messages"]):
+        logger.debug("dropping thinking: the last tool-calling turn has no signed thinking")
         thinking = None
     thinking, body["max_tokens"] = _fit_thinking(thinking, request.max_output_tokens)
     if thinking is not None:

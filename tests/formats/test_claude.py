@@ -113,7 +113,7 @@ def test_decode_tools_multiturn_request():
 def test_decode_media_and_thinking_request():
     req = claude.decode_request(golden("request_media_thinking.json"))
     assert req.stream is True
-    assert req.reasoning == ir.Reasoning(budget=10000)
+    assert req.reasoning == ir.Reasoning(budget=10000, include_thoughts=True)
     image, url_image, pdf, url_pdf, text_doc, text = req.messages[0].parts
     assert image.mime_type == "image/png" and image.data.startswith(b"\x89PNG")
     assert url_image.url.endswith("ant.jpg") and url_image.data is None
@@ -317,13 +317,14 @@ def test_tool_without_schema_gets_an_object_schema():
 
 @pytest.mark.parametrize("thinking, output_config, expected", [
     ({"type": "disabled"}, None, ir.Reasoning(effort="none", budget=0)),
-    ({"type": "enabled", "budget_tokens": 2048}, None, ir.Reasoning(budget=2048)),
+    ({"type": "enabled", "budget_tokens": 2048}, None,
+     ir.Reasoning(budget=2048, include_thoughts=True)),
     ({"type": "enabled", "budget_tokens": 2048, "display": "omitted"}, None,
      ir.Reasoning(budget=2048, include_thoughts=False)),
-    ({"type": "adaptive"}, None, ir.Reasoning(effort="auto")),
-    ({"type": "adaptive"}, {"effort": "high"}, ir.Reasoning(effort="high")),
+    ({"type": "adaptive"}, None, ir.Reasoning(effort="auto", include_thoughts=True)),
+    ({"type": "adaptive"}, {"effort": "high"}, ir.Reasoning(effort="high", include_thoughts=True)),
     (None, {"effort": "low"}, ir.Reasoning(effort="low")),
-    ({"type": "enabled"}, None, ir.Reasoning(effort="auto", budget=-1)),
+    ({"type": "enabled"}, None, ir.Reasoning(effort="auto", budget=-1, include_thoughts=True)),
 ])
 def test_reasoning_decode_table(thinking, output_config, expected):
     body = {"model": "m", "messages": []}
@@ -385,6 +386,43 @@ def test_thinking_drops_incompatible_settings_and_forced_tool_drops_thinking():
                         temperature=0.3)
     body = claude.encode_request(forced, model="m")
     assert "thinking" not in body and body["temperature"] == 0.3
+
+
+def _tool_loop(*assistant_first: ir.Part) -> tuple[ir.Message, ...]:
+    """user → assistant (``assistant_first`` then a tool call) → user tool result."""
+    call = ir.ToolCallPart("toolu_1", "f", '{"x":1}')
+    return (ir.Message("user", (ir.TextPart("go"),)),
+            ir.Message("assistant", (*assistant_first, call)),
+            ir.Message("user", (ir.ToolResultPart("toolu_1", (ir.TextPart("ok"),), name="f"),)))
+
+
+@pytest.mark.parametrize("first, kept", [
+    ((), False),  # a Chat/Gemini client's history: tool call without thinking
+    ((ir.ThinkingPart("hm"),), False),  # unsigned reasoning_content
+    ((ir.ThinkingPart("hm", signature="gAAAAABfernet"),), False),  # OpenAI encrypted content
+    ((ir.RedactedThinkingPart("gAAAAABfernet"),), False),
+    ((ir.ThinkingPart("hm", signature="EqQBsig"),), True),  # Anthropic's own
+    ((ir.RedactedThinkingPart("EmwKAHgBsig"),), True),
+])
+def test_thinking_needs_a_signed_block_before_the_last_tool_call(first, kept):
+    # Anthropic: "When thinking is enabled, a final assistant message must start with a
+    # thinking block" -- without one, thinking is turned off instead of a 400.
+    req = ir.Request(model="m", messages=_tool_loop(*first), tools=(ir.Tool("f"),),
+                     reasoning=ir.Reasoning(budget=4000, include_thoughts=True))
+    body = claude.encode_request(req, model="m")
+    assert ("thinking" in body) is kept
+    assistant = body["messages"][1]["content"]
+    assert [b["type"] for b in assistant][-1] == "tool_use"
+    assert all("gAAAAA" not in json.dumps(b) for b in assistant)
+
+
+def test_thinking_stays_when_the_last_assistant_turn_calls_no_tool():
+    history = (ir.Message("user", (ir.TextPart("hi"),)),
+               ir.Message("assistant", (ir.TextPart("hello"),)),
+               ir.Message("user", (ir.TextPart("more"),)))
+    body = claude.encode_request(ir.Request(model="m", messages=history,
+                                            reasoning=ir.Reasoning(budget=4000)), model="m")
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 4000}
 
 
 def test_suffix_reasoning_on_a_claude_request_with_only_a_format_turns_thinking_on():
