@@ -251,9 +251,9 @@ def _call_part(call: Any, ids: CallIds, extras_of, names: Mapping[str, str], whe
                            extras=extras_of(wire_id))
 
 
-def _result_part(resp: Any, ids: CallIds, extras_of, where: str) -> ir.ToolResultPart:
+def _result_part(resp: Any, ids: CallIds, extras_of, where: str, err=bad) -> ir.ToolResultPart:
     if not isinstance(resp, Mapping) or not isinstance(get(resp, "name"), str):
-        raise bad(f"{where}.name must be a string", where)
+        raise err(f"{where}.name must be a string", where)
     name = get(resp, "name")
     body = get(resp, "response")
     body = body if isinstance(body, Mapping) else {}
@@ -269,7 +269,7 @@ def _result_part(resp: Any, ids: CallIds, extras_of, where: str) -> ir.ToolResul
         blob = get(sub, "inlineData")
         if blob is not None:
             part = _media_part(blob, inline=True, extras=ir.EMPTY, where=f"{where}.parts[{i}]",
-                               err=bad)
+                               err=err)
             if isinstance(part, ir.ImagePart):
                 content.append(part)
     wire_id = get(resp, "id")
@@ -305,7 +305,7 @@ def decode_part(part: Any, ids: CallIds, where: str, *, names: Mapping[str, str]
                           names, f"{where}.functionCall", err)
     if get(part, "functionResponse") is not None:
         return _result_part(get(part, "functionResponse"), ids, lambda i: part_extras(part, i),
-                            f"{where}.functionResponse")
+                            f"{where}.functionResponse", err)
     logger.debug("gemini: dropping part of unmodelled kind %s", sorted(part))
     return None
 

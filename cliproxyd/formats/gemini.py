@@ -25,6 +25,9 @@ Mapping rules that are not obvious (issue 3; reference §4.0, §4.4, §6, §7.3)
   part is kept in that part's ``extras``.  A model turn with function calls but no signature gets
   Google's documented placeholder ``skip_thought_signature_validator`` on its first call, since
   Gemini 3 rejects unsigned function-call history (reference §4.0 "thought-signature bypass").
+* Thinking: an effort level goes out as ``thinkingLevel`` (Gemini 3), except for models before
+  Gemini 3 (``gemini-1.x`` / ``gemini-2.x``, told by the upstream model name), which refuse that
+  field and get the level's budget (capped at 24576) instead.
 * Function names are sanitised for Gemini (reference §4.0).  To restore the client's names in
   responses, the caller computes ``names = tool_name_map(ir_request)`` from the *original* IR
   request and passes it to ``decode_response(body, tool_names=names)`` /
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, Mapping
 
 from cliproxyd.formats import ir
@@ -307,7 +311,6 @@ def _decode_thinking(config: Any) -> ir.Reasoning | None:
 
 def encode_request(request: ir.Request, *, model: str) -> dict[str, Any]:
     """IR → a Gemini ``GenerateContentRequest`` body (``model`` goes in the URL, not here)."""
-    del model  # the caller puts it in the URL path
     body: dict[str, Any] = {"contents": _encode_contents(request.messages)}
     if request.system:
         body["systemInstruction"] = {"parts": [{"text": t.text} for t in request.system]}
@@ -317,7 +320,7 @@ def encode_request(request: ir.Request, *, model: str) -> dict[str, Any]:
     tool_config = _encode_tool_config(request)
     if tool_config:
         body["toolConfig"] = tool_config
-    generation = _encode_generation(request)
+    generation = _encode_generation(request, model)
     if generation:
         body["generationConfig"] = generation
     for key in ("safetySettings", "cachedContent", "labels"):
@@ -378,7 +381,8 @@ def _encode_part(part: ir.Part, names: Mapping[str, str]) -> list[dict[str, Any]
 
 def _encode_result(part: ir.ToolResultPart, names: Mapping[str, str]) -> list[dict[str, Any]]:
     name = part.name or names.get(part.tool_call_id) or part.tool_call_id
-    text = "".join(p.text for p in part.content if isinstance(p, ir.TextPart))
+    # Several text blocks (an Anthropic tool_result list) are lines, not one run-on word.
+    text = "\n".join(p.text for p in part.content if isinstance(p, ir.TextPart))
     try:
         parsed = json.loads(text) if text.lstrip().startswith("{") else None
     except ValueError:
@@ -443,7 +447,7 @@ def _encode_tool_config(request: ir.Request) -> dict[str, Any] | None:
     return {"functionCallingConfig": config}
 
 
-def _encode_generation(request: ir.Request) -> dict[str, Any]:
+def _encode_generation(request: ir.Request, model: str) -> dict[str, Any]:
     config: dict[str, Any] = dict(request.extras.get("generationConfig", {}))
     for key, (name, _) in _GEN_FIELDS.items():
         if getattr(request, name) is not None:
@@ -459,7 +463,7 @@ def _encode_generation(request: ir.Request) -> dict[str, Any]:
                 config["responseSchema"] = native
             else:
                 config["responseJsonSchema"] = dict(fmt.schema)
-    thinking = _encode_thinking(request.reasoning)
+    thinking = _encode_thinking(request.reasoning, model)
     if thinking:
         config["thinkingConfig"] = thinking
     return config
@@ -467,9 +471,13 @@ def _encode_generation(request: ir.Request) -> dict[str, Any]:
 
 # Gemini's thinkingLevel values stop at "high"; higher efforts ask for its most.
 _GEMINI_LEVELS = {"xhigh": "high", "max": "high"}
+# Models before Gemini 3 answer thinkingLevel with 400 "Thinking level is not supported for
+# this model": they get the level's budget, capped at the 2.5 Flash maximum (Pro allows more).
+_BUDGET_ONLY_MODEL = re.compile(r"^(?:models/)?gemini-[12](?:\.\d+)?-")
+_MAX_BUDGET_ONLY = 24576
 
 
-def _encode_thinking(reasoning: ir.Reasoning | None) -> dict[str, Any]:
+def _encode_thinking(reasoning: ir.Reasoning | None, model: str) -> dict[str, Any]:
     if reasoning is None:
         return {}
     out: dict[str, Any] = {}
@@ -477,6 +485,8 @@ def _encode_thinking(reasoning: ir.Reasoning | None) -> dict[str, Any]:
         out["thinkingBudget"] = reasoning.budget
     elif reasoning.effort in ("none", "auto"):
         out["thinkingBudget"] = level_to_budget(reasoning.effort)
+    elif reasoning.effort and _BUDGET_ONLY_MODEL.match(model):
+        out["thinkingBudget"] = min(level_to_budget(reasoning.effort), _MAX_BUDGET_ONLY)
     elif reasoning.effort:
         out["thinkingLevel"] = _GEMINI_LEVELS.get(reasoning.effort, reasoning.effort)
     if reasoning.include_thoughts is not None:

@@ -558,7 +558,8 @@ def _encode_tool_result(part: ir.ToolResultPart) -> dict[str, Any]:
     if part.is_error:
         logger.debug("responses function_call_output has no error flag; sent as plain output")
     if all(isinstance(c, ir.TextPart) for c in part.content):
-        output: Any = "".join(c.text for c in part.content)
+        # Several text blocks (an Anthropic tool_result list) are lines, not one run-on word.
+        output: Any = "\n".join(c.text for c in part.content)
     else:
         output = [c for c in (_encode_content_part(c, "user") for c in part.content) if c]
     kind = part.extras.get("type") if part.extras.get("type") == "custom_tool_call_output" \

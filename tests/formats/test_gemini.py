@@ -309,6 +309,37 @@ def test_reasoning_table(reasoning, config):
     assert gemini.encode_request(req, model="m")["generationConfig"]["thinkingConfig"] == config
 
 
+@pytest.mark.parametrize("model, reasoning, config", [
+    ("gemini-2.5-flash", ir.Reasoning(effort="high"), {"thinkingBudget": 24576}),
+    ("models/gemini-2.5-pro", ir.Reasoning(effort="low", include_thoughts=True),
+     {"thinkingBudget": 1024, "includeThoughts": True}),
+    ("gemini-2.5-flash-lite", ir.Reasoning(effort="max"), {"thinkingBudget": 24576}),
+    ("gemini-2.0-flash-thinking-exp", ir.Reasoning(effort="medium"), {"thinkingBudget": 8192}),
+    ("gemini-3-pro-preview", ir.Reasoning(effort="high"), {"thinkingLevel": "high"}),
+    ("gemini-2.5-pro", ir.Reasoning(budget=2000), {"thinkingBudget": 2000}),
+])
+def test_models_before_gemini_3_get_a_budget_not_a_level(model, reasoning, config):
+    # Gemini 2.x answers thinkingLevel with 400 "Thinking level is not supported for this model".
+    req = _req(ir.Message("user", (ir.TextPart("q"),)), reasoning=reasoning)
+    assert gemini.encode_request(req, model=model)["generationConfig"]["thinkingConfig"] == config
+
+
+def test_tool_result_text_blocks_stay_separate_lines():
+    call = ir.ToolCallPart(id="toolu_1", name="Bash", arguments="{}")
+    result = ir.ToolResultPart("toolu_1", (ir.TextPart("1 failed"), ir.TextPart("FAILED t::a")),
+                               is_error=True)
+    req = _req(ir.Message("user", (ir.TextPart("hi"),)), ir.Message("assistant", (call,)),
+               ir.Message("user", (result,)))
+    part = gemini.encode_request(req, model="m")["contents"][2]["parts"][0]
+    assert part["functionResponse"]["response"] == {"error": "1 failed\nFAILED t::a"}
+
+
+def test_malformed_function_response_in_an_answer_is_an_upstream_error():
+    with pytest.raises(ProxyError) as caught:
+        gemini.decode_response({"candidates": [{"content": {"parts": [{"functionResponse": ""}]}}]})
+    assert caught.value.kind is ErrorKind.UPSTREAM_ERROR
+
+
 @pytest.mark.parametrize("config,reasoning", [
     ({"thinkingBudget": 0}, ir.Reasoning(effort="none", budget=0)),
     ({"thinking_budget": -1}, ir.Reasoning(effort="auto", budget=-1)),

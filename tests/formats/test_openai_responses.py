@@ -293,6 +293,16 @@ def test_encode_foreign_ir_tools_reasoning_and_results():
     assert body["metadata"] == {"user_id": "u"}
 
 
+def test_encode_tool_result_text_blocks_stay_separate_lines():
+    call = ir.ToolCallPart("toolu_1", "Bash", "{}")
+    result = ir.ToolResultPart("toolu_1", (ir.TextPart("1 failed"), ir.TextPart("FAILED t::a")))
+    req = ir.Request(model="m", messages=(ir.Message("assistant", (call,)),
+                                          ir.Message("user", (result,))))
+    item = codec.encode_request(req, model="m")["input"][1]
+    assert item == {"type": "function_call_output", "call_id": "toolu_1",
+                    "output": "1 failed\nFAILED t::a"}
+
+
 def test_reasoning_effort_table_on_encode():
     def effort(r):
         req = ir.Request(model="m", messages=(), reasoning=r)
