@@ -125,15 +125,59 @@ class Parser:
         return True
 
     def _drain(self) -> list[Event]:
+        buf = self._buf
+        if b"\r" not in buf:
+            return self._drain_lf()
         out: list[Event] = []
         pos = 0
-        buf = self._buf
         # The unfinished line kept from earlier chunks holds no line end: scan only new bytes,
         # so a long line arriving in many chunks costs linear, not quadratic, time.
         m = _LINE_END.search(buf, self._scanned)
         while m is not None:
             if m.group() == b"\r" and m.end() == len(buf):
                 self._skip_lf = True  # maybe the CR of a CRLF split across chunks
+            out += self._line(bytes(buf[pos:m.start()]))
+            pos = m.end()
+            m = _LINE_END.search(buf, pos)
+        del buf[:pos]
+        self._scanned = len(buf)
+        if len(buf) > self.max_size:
+            raise _too_large("line", self.max_size)
+        return out
+
+    def _drain_lf(self) -> list[Event]:
+        """`_drain` for the usual LF-only input: every complete line decoded in one go.
+
+        Splitting after decoding gives the same lines as decoding each line: LF is ASCII and
+        never part of a multi-byte sequence, and an invalid sequence cut by a line end is
+        replaced the same way in both cases.  A region larger than ``max_size`` takes the
+        line-by-line path, which checks each line's size."""
+        buf = self._buf
+        end = buf.rfind(b"\n")
+        if end < 0 or end >= self.max_size:
+            return self._drain_lines()
+        text = buf[:end].decode("utf-8", errors="replace")
+        del buf[:end + 1]
+        self._scanned = len(buf)
+        if len(buf) > self.max_size:
+            raise _too_large("line", self.max_size)
+        out: list[Event] = []
+        for line in text.split("\n"):
+            if not line:
+                out += self._dispatch()
+            elif line[0] != ":":
+                name, colon, value = line.partition(":")
+                if colon and value[:1] == " ":
+                    value = value[1:]
+                self._field(name, value)
+        return out
+
+    def _drain_lines(self) -> list[Event]:
+        out: list[Event] = []
+        pos = 0
+        buf = self._buf
+        m = _LINE_END.search(buf, self._scanned)
+        while m is not None:
             out += self._line(bytes(buf[pos:m.start()]))
             pos = m.end()
             m = _LINE_END.search(buf, pos)

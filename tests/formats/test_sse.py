@@ -180,6 +180,19 @@ def test_roundtrip_any_split_any_line_end(events, cuts, eol):
     assert parse_all([raw[i:i + 1] for i in range(len(raw))]) == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=200).map(lambda b: b.replace(b"\r", b"")),
+       lines=st.lists(st.sampled_from([b"data: x", b"data: \xe2\x82", b": c", b"event: e",
+                                       b"", b"id: 1", b"data:\xff"]), max_size=10),
+       cuts=st.lists(st.integers(0, 10**3), max_size=8))
+def test_lf_fast_path_matches_the_line_by_line_path(raw, lines, cuts):
+    # LF-only input takes a decode-all-lines-at-once path; the same bytes with CRLF line ends
+    # take the line-by-line one.  Both must give the same events, invalid UTF-8 included.
+    data = raw + b"\n".join(lines) + b"\n"
+    crlf = data.replace(b"\n", b"\r\n")
+    assert parse_all(split_at(data, cuts)) == parse_all(split_at(crlf, cuts))
+
+
 # --- Gemini JSON array ---------------------------------------------------------------------------
 
 def test_json_array_writer_framing_matches_google():
