@@ -14,7 +14,11 @@ Kinds and routes:
   (named SSE events with ``sequence_number``) when the body asks ``"stream": true``.
 
 The answer is scripted by `FakeUpstream.set_reply`: by default one text, ``"Hello from
-<model>."`` (the model the request named), streamed in 3 chunks; or a tool call (name + args).
+<model>."`` (the model the request named), streamed in 3 chunks; or a tool call (name + args);
+or several parallel calls (``tool_calls``: (name, args) pairs).  ``thinking`` puts reasoning
+first, in the provider's own shape: an Anthropic ``thinking`` block with ``signature``, OpenAI
+Chat ``reasoning_content``, a Responses ``reasoning`` item (summary + ``encrypted_content``), a
+Gemini ``thought`` part (the signature rides on the first answer part, as Gemini 3 sends it).
 Usage numbers are derived from the request and answer sizes (deterministic, never zero).
 
 Failure modes (`MODES`), for every request, for one key, or for the next N requests:
@@ -64,12 +68,16 @@ STALL_LIMIT = 600.0  # a stalled handler gives up after this long even if nobody
 
 @dataclass(frozen=True)
 class Reply:
-    """What the fake answers: ``text`` (None = ``"Hello from <model>."``) or a tool call."""
+    """What the fake answers: ``text`` (None = ``"Hello from <model>."``), a tool call, or
+    several (``tool_calls``); optionally preceded by ``thinking`` signed with ``signature``."""
 
     text: str | None = None
     tool_name: str | None = None
     tool_args: dict = field(default_factory=dict)
     chunks: int = 3
+    tool_calls: tuple = ()  # ((name, args), ...): parallel calls, overrides tool_name
+    thinking: str | None = None
+    signature: str = "sig-fake-1"
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,17 @@ class FakeState:
 
 
 @dataclass(frozen=True)
+class _Call:
+    n: int  # 1-based: ids are toolu_fake_<n>, call_fake_<n>, fc_fake_<n>
+    name: str
+    args: dict
+
+    @property
+    def args_json(self) -> str:
+        return json.dumps(self.args, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
 class _Answer:
     model: str
     text: str | None
@@ -157,6 +176,9 @@ class _Answer:
     chunks: int
     input_tokens: int
     output_tokens: int
+    calls: tuple[_Call, ...] = ()
+    thinking: str | None = None
+    signature: str = ""
 
     @property
     def args_json(self) -> str:
@@ -164,18 +186,29 @@ class _Answer:
 
     def pieces(self) -> list[str]:
         """The text (or the tool arguments) cut into ``chunks`` pieces."""
-        whole = self.args_json if self.tool_name else (self.text or "")
-        n = max(1, min(self.chunks, len(whole) or 1))
+        return self.cut(self.args_json if self.tool_name else (self.text or ""))
+
+    def cut(self, whole: str) -> list[str]:
+        """``whole`` cut into ``chunks`` pieces."""
+        if not whole:
+            return [""]
+        n = max(1, min(self.chunks, len(whole)))
         size = -(-len(whole) // n)
         return [whole[i:i + size] for i in range(0, len(whole), size)] or [""]
 
 
 def _answer(reply: Reply, model: str, body: Any) -> _Answer:
     text = reply.text if reply.text is not None else f"Hello from {model}."
+    pairs = list(reply.tool_calls) or ([(reply.tool_name, reply.tool_args)] if reply.tool_name
+                                       else [])
+    calls = tuple(_Call(i + 1, name, dict(args)) for i, (name, args) in enumerate(pairs))
+    first = calls[0] if calls else None
     size = len(json.dumps(body)) if body is not None else 0
-    out = len(json.dumps(reply.tool_args)) if reply.tool_name else len(text)
-    return _Answer(model, None if reply.tool_name else text, reply.tool_name, reply.tool_args,
-                   reply.chunks, max(1, size // 4), max(1, out // 4 + 1))
+    out = sum(len(json.dumps(c.args)) for c in calls) if calls else len(text)
+    out += len(reply.thinking or "")
+    return _Answer(model, None if calls else text, first.name if first else None,
+                   first.args if first else {}, reply.chunks, max(1, size // 4),
+                   max(1, out // 4 + 1), calls, reply.thinking, reply.signature)
 
 
 def _sse(data: Any, event: str | None = None, eol: str = "\n") -> bytes:
@@ -202,29 +235,46 @@ class _Claude:
         return {"input_tokens": a.input_tokens, "output_tokens": a.output_tokens,
                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
 
+    def blocks(self, a: _Answer) -> list[dict]:
+        """The content blocks, whole."""
+        out = [{"type": "thinking", "thinking": a.thinking, "signature": a.signature}] \
+            if a.thinking else []
+        if not a.calls:
+            return out + [{"type": "text", "text": a.text}]
+        return out + [{"type": "tool_use", "id": f"toolu_fake_{c.n}", "name": c.name,
+                       "input": c.args} for c in a.calls]
+
     def response(self, a: _Answer) -> dict:
-        block = ({"type": "tool_use", "id": "toolu_fake_1", "name": a.tool_name, "input": a.tool_args}
-                 if a.tool_name else {"type": "text", "text": a.text})
         return {"id": "msg_fake_1", "type": "message", "role": "assistant", "model": a.model,
-                "content": [block], "stop_reason": "tool_use" if a.tool_name else "end_turn",
+                "content": self.blocks(a), "stop_reason": "tool_use" if a.calls else "end_turn",
                 "stop_sequence": None, "usage": self.usage(a)}
+
+    def _streamed(self, a: _Answer, block: dict) -> tuple[dict, list[dict]]:
+        """(the block as content_block_start shows it, its deltas)."""
+        if block["type"] == "thinking":
+            return (dict(block, thinking="", signature=""),
+                    [{"type": "thinking_delta", "thinking": p} for p in a.cut(a.thinking or "")]
+                    + [{"type": "signature_delta", "signature": a.signature}])
+        if block["type"] == "tool_use":
+            return (dict(block, input={}), [{"type": "input_json_delta", "partial_json": p}
+                                            for p in a.cut(json.dumps(block["input"],
+                                                                      separators=(",", ":")))])
+        return dict(block, text=""), [{"type": "text_delta", "text": p} for p in a.pieces()]
 
     def stream(self, a: _Answer, body: dict) -> tuple[list[bytes], list[bytes]]:
         start = dict(self.response(a), content=[], stop_reason=None,
                      usage=dict(self.usage(a), output_tokens=1))
-        if a.tool_name:
-            block = {"type": "tool_use", "id": "toolu_fake_1", "name": a.tool_name, "input": {}}
-            deltas = [{"type": "input_json_delta", "partial_json": p} for p in a.pieces()]
-        else:
-            block = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": p} for p in a.pieces()]
-        frames = [_sse({"type": "message_start", "message": start}, "message_start"),
-                  _sse({"type": "content_block_start", "index": 0, "content_block": block},
-                       "content_block_start"),
-                  _sse({"type": "ping"}, "ping")]
-        frames += [_sse({"type": "content_block_delta", "index": 0, "delta": d},
-                        "content_block_delta") for d in deltas]
-        frames.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+        frames = [_sse({"type": "message_start", "message": start}, "message_start")]
+        for index, whole in enumerate(self.blocks(a)):
+            block, deltas = self._streamed(a, whole)
+            frames.append(_sse({"type": "content_block_start", "index": index,
+                                "content_block": block}, "content_block_start"))
+            if index == 0:
+                frames.append(_sse({"type": "ping"}, "ping"))
+            frames += [_sse({"type": "content_block_delta", "index": index, "delta": d},
+                            "content_block_delta") for d in deltas]
+            frames.append(_sse({"type": "content_block_stop", "index": index},
+                               "content_block_stop"))
         tail = [_sse({"type": "message_delta",
                       "delta": {"stop_reason": "tool_use" if a.tool_name else "end_turn",
                                 "stop_sequence": None},
@@ -250,13 +300,17 @@ class _OpenAI:
                 "prompt_tokens_details": {"cached_tokens": 0},
                 "completion_tokens_details": {"reasoning_tokens": 0}}
 
-    def _call(self, a: _Answer) -> dict:
-        return {"id": "call_fake_1", "type": "function",
-                "function": {"name": a.tool_name, "arguments": a.args_json}}
+    @staticmethod
+    def _call(c: _Call) -> dict:
+        return {"id": f"call_fake_{c.n}", "type": "function",
+                "function": {"name": c.name, "arguments": c.args_json}}
 
     def response(self, a: _Answer) -> dict:
-        message = ({"role": "assistant", "content": None, "tool_calls": [self._call(a)]}
-                   if a.tool_name else {"role": "assistant", "content": a.text})
+        message = ({"role": "assistant", "content": None,
+                    "tool_calls": [self._call(c) for c in a.calls]}
+                   if a.calls else {"role": "assistant", "content": a.text})
+        if a.thinking:
+            message["reasoning_content"] = a.thinking
         return {"id": "chatcmpl-fake1", "object": "chat.completion", "created": CREATED,
                 "model": a.model, "choices": [{"index": 0, "message": message, "logprobs": None,
                 "finish_reason": "tool_calls" if a.tool_name else "stop"}], "usage": self.usage(a)}
@@ -271,15 +325,16 @@ class _OpenAI:
             return _sse(dict(obj, usage=None) if include_usage else obj)
 
         frames = [chunk({"role": "assistant", "content": ""})]
-        for i, piece in enumerate(a.pieces()):
-            if not a.tool_name:
-                frames.append(chunk({"content": piece}))
-                continue
-            call: dict = {"index": 0, "function": {"arguments": piece}}
-            if i == 0:
-                call = {"index": 0, "id": "call_fake_1", "type": "function",
-                        "function": {"name": a.tool_name, "arguments": piece}}
-            frames.append(chunk({"tool_calls": [call]}))
+        frames += [chunk({"reasoning_content": p}) for p in a.cut(a.thinking or "") if p]
+        if not a.calls:
+            frames += [chunk({"content": piece}) for piece in a.pieces()]
+        for k, c in enumerate(a.calls):
+            for i, piece in enumerate(a.cut(c.args_json)):
+                call: dict = {"index": k, "function": {"arguments": piece}}
+                if i == 0:
+                    call = {"index": k, "id": f"call_fake_{c.n}", "type": "function",
+                            "function": {"name": c.name, "arguments": piece}}
+                frames.append(chunk({"tool_calls": [call]}))
         tail = [chunk({}, "tool_calls" if a.tool_name else "stop")]
         if include_usage:
             tail.append(_sse({"id": "chatcmpl-fake1", "object": "chat.completion.chunk",
@@ -295,21 +350,33 @@ class _Responses(_OpenAI):
                 "output_tokens": a.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": a.input_tokens + a.output_tokens}
 
-    def item(self, a: _Answer, done: bool) -> dict:
-        status = "completed" if done else "in_progress"
-        if a.tool_name:
-            return {"id": "fc_fake_1", "type": "function_call", "status": status,
-                    "call_id": "call_fake_1", "name": a.tool_name,
-                    "arguments": a.args_json if done else ""}
+    def _reasoning(self, a: _Answer, done: bool) -> dict:
+        summary = [{"type": "summary_text", "text": a.thinking}] if done else []
+        item = {"id": "rs_fake_1", "type": "reasoning", "summary": summary}
+        return dict(item, encrypted_content=a.signature) if done else item
+
+    def _function_call(self, c: _Call, done: bool) -> dict:
+        return {"id": f"fc_fake_{c.n}", "type": "function_call",
+                "status": "completed" if done else "in_progress", "call_id": f"call_fake_{c.n}",
+                "name": c.name, "arguments": c.args_json if done else ""}
+
+    def _message(self, a: _Answer, done: bool) -> dict:
         content = [{"type": "output_text", "text": a.text, "annotations": []}] if done else []
-        return {"id": "msg_fake_1", "type": "message", "status": status, "role": "assistant",
-                "content": content}
+        return {"id": "msg_fake_1", "type": "message", "role": "assistant",
+                "status": "completed" if done else "in_progress", "content": content}
+
+    def items(self, a: _Answer, done: bool) -> list[dict]:
+        """The output items: reasoning (if any), then the calls or the message."""
+        out = [self._reasoning(a, done)] if a.thinking else []
+        if a.calls:
+            return out + [self._function_call(c, done) for c in a.calls]
+        return out + [self._message(a, done)]
 
     def response(self, a: _Answer, status: str = "completed") -> dict:
         done = status == "completed"
         return {"id": "resp_fake_1", "object": "response", "created_at": CREATED,
                 "status": status, "error": None, "incomplete_details": None, "model": a.model,
-                "output": [self.item(a, True)] if done else [], "parallel_tool_calls": True,
+                "output": self.items(a, True) if done else [], "parallel_tool_calls": True,
                 "tool_choice": "auto", "tools": [], "usage": self.usage(a) if done else None}
 
     def stream(self, a: _Answer, body: dict) -> tuple[list[bytes], list[bytes]]:
@@ -318,26 +385,39 @@ class _Responses(_OpenAI):
         def ev(kind: str, **fields: Any) -> bytes:
             return _sse(dict(type=kind, sequence_number=next(seq), **fields), kind)
 
-        where = {"item_id": self.item(a, False)["id"], "output_index": 0}
         frames = [ev("response.created", response=self.response(a, "in_progress")),
-                  ev("response.in_progress", response=self.response(a, "in_progress")),
-                  ev("response.output_item.added", output_index=0, item=self.item(a, False))]
-        if a.tool_name:
-            frames += [ev("response.function_call_arguments.delta", delta=p, **where)
-                       for p in a.pieces()]
-            frames.append(ev("response.function_call_arguments.done", arguments=a.args_json,
-                             **where))
-        else:
-            part = {"type": "output_text", "text": "", "annotations": []}
-            frames.append(ev("response.content_part.added", content_index=0, part=part, **where))
-            frames += [ev("response.output_text.delta", content_index=0, delta=p, logprobs=[],
-                          **where) for p in a.pieces()]
-            frames += [ev("response.output_text.done", content_index=0, text=a.text, logprobs=[],
-                          **where),
-                       ev("response.content_part.done", content_index=0,
-                          part=dict(part, text=a.text), **where)]
-        frames.append(ev("response.output_item.done", output_index=0, item=self.item(a, True)))
+                  ev("response.in_progress", response=self.response(a, "in_progress"))]
+        finals = self.items(a, True)
+        for index, item in enumerate(self.items(a, False)):
+            frames.append(ev("response.output_item.added", output_index=index, item=item))
+            where = {"item_id": item["id"], "output_index": index}
+            frames += self._item_events(a, item, finals[index], where, ev)
+            frames.append(ev("response.output_item.done", output_index=index, item=finals[index]))
         return frames, [ev("response.completed", response=self.response(a))]
+
+    def _item_events(self, a: _Answer, item: dict, final: dict, where: dict,
+                     ev: Any) -> list[bytes]:
+        if item["type"] == "reasoning":
+            part = {"type": "summary_text", "text": ""}
+            at = dict(where, summary_index=0)
+            return ([ev("response.reasoning_summary_part.added", part=part, **at)]
+                    + [ev("response.reasoning_summary_text.delta", delta=p, **at)
+                       for p in a.cut(a.thinking or "")]
+                    + [ev("response.reasoning_summary_text.done", text=a.thinking, **at),
+                       ev("response.reasoning_summary_part.done",
+                          part=dict(part, text=a.thinking), **at)])
+        if item["type"] == "function_call":
+            return ([ev("response.function_call_arguments.delta", delta=p, **where)
+                     for p in a.cut(final["arguments"])]
+                    + [ev("response.function_call_arguments.done", arguments=final["arguments"],
+                          **where)])
+        part = {"type": "output_text", "text": "", "annotations": []}
+        at = dict(where, content_index=0)
+        return ([ev("response.content_part.added", part=part, **at)]
+                + [ev("response.output_text.delta", delta=p, logprobs=[], **at)
+                   for p in a.pieces()]
+                + [ev("response.output_text.done", text=a.text, logprobs=[], **at),
+                   ev("response.content_part.done", part=dict(part, text=a.text), **at)])
 
 
 class _Gemini:
@@ -362,20 +442,33 @@ class _Gemini:
         return {"candidates": [candidate], "usageMetadata": self.usage(a, output),
                 "modelVersion": a.model, "responseId": "fake-response-1"}
 
+    def _thought(self, a: _Answer) -> list[dict]:
+        return [{"text": a.thinking, "thought": True}] if a.thinking else []
+
+    def _signed(self, part: dict, a: _Answer) -> dict:
+        # Gemini 3 puts the thought signature on the first part after the thoughts.
+        return dict(part, thoughtSignature=a.signature) if a.thinking else part
+
     def parts(self, a: _Answer) -> list[dict]:
-        if a.tool_name:
-            return [{"functionCall": {"name": a.tool_name, "args": a.tool_args}}]
-        return [{"text": a.text}]
+        if a.calls:
+            calls = [{"functionCall": {"name": c.name, "args": c.args}} for c in a.calls]
+            return self._thought(a) + [self._signed(calls[0], a)] + calls[1:]
+        return self._thought(a) + [self._signed({"text": a.text}, a)]
 
     def response(self, a: _Answer) -> dict:
         return self.chunk(a, self.parts(a), a.output_tokens, True)
 
     def stream_objects(self, a: _Answer) -> list[dict]:
-        if a.tool_name:  # Gemini sends a function call whole, in one chunk
-            return [self.chunk(a, self.parts(a), a.output_tokens, True)]
+        thoughts = [self.chunk(a, self._thought(a), 1, False)] if a.thinking else []
+        if a.calls:  # Gemini sends function calls whole, in one chunk
+            return thoughts + [self.chunk(a, self.parts(a)[len(self._thought(a)):],
+                                          a.output_tokens, True)]
         pieces = a.pieces()
         objs = [self.chunk(a, [{"text": p}], i + 1, False) for i, p in enumerate(pieces[:-1])]
-        return objs + [self.chunk(a, [{"text": pieces[-1]}], a.output_tokens, True)]
+        if objs:
+            objs[0]["candidates"][0]["content"]["parts"][0] = self._signed({"text": pieces[0]}, a)
+        last = {"text": pieces[-1]} if objs else self._signed({"text": pieces[-1]}, a)
+        return thoughts + objs + [self.chunk(a, [last], a.output_tokens, True)]
 
     def stream(self, a: _Answer, body: dict) -> tuple[list[bytes], list[bytes]]:
         frames = [_sse(o, eol="\r\n") for o in self.stream_objects(a)]
