@@ -121,6 +121,7 @@ class _Plan:
     suffix: bool
     stream: bool
     ctx: ir.EncodeContext
+    client_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -138,9 +139,13 @@ class Pipeline:
     # -- generation ---------------------------------------------------------------------------
 
     async def generate(self, client: ClientSide, body: Mapping[str, Any], sink: Sink, *,
-                       url_model: str | None = None, stream: bool | None = None) -> Outcome:
-        """Serve one generation request; raises `ProxyError` if it fails before streaming."""
-        plan = self._plan(client, body, url_model, stream)
+                       url_model: str | None = None, stream: bool | None = None,
+                       client_headers: Mapping[str, str] | None = None) -> Outcome:
+        """Serve one generation request; raises `ProxyError` if it fails before streaming.
+
+        ``client_headers`` are the client's request headers: a provider with a
+        ``with_client_headers`` method forwards the ones it knows (Claude: anthropic-beta)."""
+        plan = self._plan(client, body, url_model, stream, client_headers or {})
         outcome = self.outcome = Outcome(model=plan.request.model)  # kept for failure metrics
         candidates = self.runtime.registry.resolve(plan.model)
         tried: list[str] = []
@@ -172,7 +177,7 @@ class Pipeline:
         raise last
 
     def _plan(self, client: ClientSide, body: Mapping[str, Any], url_model: str | None,
-              stream: bool | None) -> _Plan:
+              stream: bool | None, client_headers: Mapping[str, str]) -> _Plan:
         request = client.decode(body, url_model)
         if stream is not None:
             request = replace(request, stream=stream)
@@ -182,7 +187,8 @@ class Pipeline:
         ctx = ir.EncodeContext(model=request.model, created=int(self.wall()),
                                response_id=_ID_PREFIX.get(client.format, "") + secrets.token_hex(12),
                                request=request)
-        return _Plan(client, body, request, base, reasoning is not None, request.stream, ctx)
+        return _Plan(client, body, request, base, reasoning is not None, request.stream, ctx,
+                     client_headers)
 
     def _pick(self, model: str, candidates: list, tried: list[str],
               last: ProxyError | None) -> tuple[Credential, str] | None:
@@ -211,6 +217,9 @@ class Pipeline:
         upstream_stream = plan.stream or getattr(provider, "stream_only", False) \
             or cred.stream_only  # e.g. a ChatGPT (Codex OAuth) account
         wire = provider.build_request(body, cred, upstream_model, upstream_stream)
+        forward = getattr(provider, "with_client_headers", None)
+        if forward is not None:
+            wire = forward(wire, plan.client_headers)
         options = _decode_options(upstream, plan, passthrough)
         if not upstream_stream:
             response = await self._send(provider, wire, cred, sink, None)
@@ -362,6 +371,8 @@ class _Relay:
         self._opening: ir.MessageStart | None = None
         self._want_usage = bool((plan.body.get("stream_options") or {}).get("include_usage")) \
             if plan.client.format == "openai_chat" and isinstance(plan.body, Mapping) else False
+        # The usage-only chunk exists because we asked for it; the client did not.
+        self._drop_usage_only = plan.client.format == "openai_chat" and not self._want_usage
 
     def feed(self, chunk: bytes) -> Awaitable[None] | None:
         """Transport callback: never raises (an error is kept and the call aborted)."""
@@ -398,14 +409,12 @@ class _Relay:
     def _events(self, events: list[sse.Event], ending: bool) -> Awaitable[None] | None:
         decoded: list[ir.StreamEvent] = []
         raw: list[sse.Event] = []
+        feed, passthrough = self.decoder.feed, self.passthrough
         for event in events:
-            out = self.decoder.feed(event)
+            out = feed(event)
+            if passthrough and self._forward(out):
+                raw.append(event)
             decoded += out
-            if self.passthrough and not any(isinstance(e, ir.StreamError) for e in out):
-                if self._forwardable(event, out):
-                    raw.append(event)
-                if self._opening is None:
-                    self._opening = next((e for e in out if isinstance(e, ir.MessageStart)), None)
         if ending:
             decoded += self.decoder.finish()
         for event in decoded:
@@ -413,11 +422,22 @@ class _Relay:
                 self.usage = self.usage.merged(event.usage)
         return self._dispatch(decoded, raw, ending)
 
-    def _forwardable(self, event: sse.Event, decoded: list[ir.StreamEvent]) -> bool:
-        if self.plan.client.format != "openai_chat" or self._want_usage:
-            return True
-        # The usage-only chunk exists because we asked for it; the client did not.
-        return not (decoded and all(isinstance(e, ir.UsageUpdate) for e in decoded))
+    def _forward(self, decoded: list[ir.StreamEvent]) -> bool:
+        """Passthrough: whether an upstream event, decoded as ``decoded``, goes to the client as
+        it came.  An error is re-rendered instead, and an OpenAI usage-only chunk the client did
+        not ask for (we did, for usage) is dropped.  Notes the opening event.  One plain loop:
+        this runs for every upstream event."""
+        usage_only, opening = bool(decoded), None
+        for event in decoded:
+            if isinstance(event, ir.StreamError):
+                return False
+            if not isinstance(event, ir.UsageUpdate):
+                usage_only = False
+                if opening is None and isinstance(event, ir.MessageStart):
+                    opening = event
+        if self._opening is None:
+            self._opening = opening
+        return not (usage_only and self._drop_usage_only)
 
     def _dispatch(self, decoded: list[ir.StreamEvent], raw: list[sse.Event],
                   ending: bool) -> Awaitable[None] | None:

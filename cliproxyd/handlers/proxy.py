@@ -197,8 +197,9 @@ class _ProxyHandler(BaseHandler):
         keepalive = self.runtime.config.streaming.keepalive_seconds
         self.sink = _ClientSink(self, framing, keepalive)
         try:
-            self.outcome = await self.pipeline().generate(client, body, self.sink,
-                                                          url_model=url_model, stream=stream)
+            self.outcome = await self.pipeline().generate(
+                client, body, self.sink, url_model=url_model, stream=stream,
+                client_headers=self.request.headers)
         except ProxyError:
             if self.sink.started:  # the encoder already wrote the in-stream error
                 self.sink.close()

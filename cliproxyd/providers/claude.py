@@ -33,7 +33,8 @@ from cliproxyd.providers.base import (
 )
 from cliproxyd.routing.models import Credential
 
-__all__ = ["ANTHROPIC_VERSION", "CLAUDE_CODE_IDENTITY", "OAUTH_BETAS", "ClaudeProvider"]
+__all__ = ["ANTHROPIC_VERSION", "CLAUDE_CODE_IDENTITY", "OAUTH_BETAS", "ClaudeProvider",
+           "merge_betas"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 # What Claude Code sends with a subscription token; the API refuses such tokens without
@@ -92,6 +93,18 @@ class ClaudeProvider:
         return WireRequest("POST", f"{credential.base_url}/v1/messages",
                            self._headers(credential, stream), json_body(payload))
 
+    def with_client_headers(self, wire: WireRequest,
+                            client_headers: Mapping[str, str]) -> WireRequest:
+        """``wire`` with the client's ``anthropic-beta`` features added: Claude Code turns on
+        features it relies on (interleaved thinking, 1M context, ...) with that header."""
+        client = _beta(client_headers)
+        if not client:
+            return wire
+        # An entry's own `headers` may spell the name in any case: one header goes out.
+        headers = {k: v for k, v in wire.headers.items() if k.lower() != "anthropic-beta"}
+        headers["anthropic-beta"] = merge_betas(_beta(wire.headers), client)
+        return WireRequest(wire.method, wire.url, headers, wire.body)
+
     def count_tokens_request(self, body: Mapping[str, Any], credential: Credential,
                              upstream_model: str) -> WireRequest:
         """POST /v1/messages/count_tokens with only the fields that endpoint accepts."""
@@ -116,6 +129,16 @@ class ClaudeProvider:
             retry = SPEND_LIMIT_RETRY
         return make_error(status, err.get("message"), kind=kind, retry_after=retry,
                           provider="Anthropic")
+
+
+def merge_betas(own: str, client: str) -> str:
+    """The provider's comma-separated beta list followed by the client's, each once, in order."""
+    names = [b.strip() for b in f"{own},{client}".split(",")]
+    return ",".join(dict.fromkeys(b for b in names if b))
+
+
+def _beta(headers: Mapping[str, str]) -> str:
+    return next((v for k, v in headers.items() if k.lower() == "anthropic-beta"), "")
 
 
 def _with_identity(system: Any) -> list[Any]:

@@ -10,7 +10,7 @@ import pytest
 from cliproxyd.config import Config, ProviderKey
 from cliproxyd.errors import ErrorKind
 from cliproxyd.providers import provider_for
-from cliproxyd.providers.claude import SPEND_LIMIT_RETRY
+from cliproxyd.providers.claude import SPEND_LIMIT_RETRY, merge_betas
 
 P = provider_for("claude")
 
@@ -50,6 +50,27 @@ def test_base_url_and_entry_headers():
                         "m", stream=False)
     assert w.url == "http://127.0.0.1:7/v1/messages"
     assert w.headers["anthropic-beta"] == "x-1"
+
+
+@pytest.mark.parametrize("own, client, merged", [
+    ("", "interleaved-thinking-2025-05-14", "interleaved-thinking-2025-05-14"),
+    ("oauth-2025-04-20,claude-code-20250219", " claude-code-20250219 , context-1m-2025-08-07",
+     "oauth-2025-04-20,claude-code-20250219,context-1m-2025-08-07"),
+    ("x-1", "", "x-1"),
+    ("", ",,", ""),
+])
+def test_merge_betas_keeps_each_once_provider_first(own, client, merged):
+    assert merge_betas(own, client) == merged
+
+
+def test_client_beta_is_forwarded_and_merged_with_the_entry_one():
+    w = P.build_request(BODY, cred(headers={"Anthropic-Beta": "x-1"}), "m", stream=True)
+    out = P.with_client_headers(w, {"Anthropic-Beta": "x-1,fine-grained-tool-streaming-2025-05-14",
+                                    "Authorization": "Bearer client-key"})
+    betas = [v for k, v in out.headers.items() if k.lower() == "anthropic-beta"]
+    assert betas == ["x-1,fine-grained-tool-streaming-2025-05-14"]
+    assert "Authorization" not in out.headers and out.body == w.body  # nothing else travels
+    assert P.with_client_headers(w, {"User-Agent": "claude-cli/2"}) is w
 
 
 def test_count_tokens_keeps_only_accepted_fields():
