@@ -10,6 +10,7 @@ Usage: ``python bench/micro.py [--chunks 500] [--repeat 7]``.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -51,7 +52,9 @@ def _chunks(kind: str, n: int) -> list[bytes]:
 
 def run_once(client_fmt: str, upstream_fmt: str, kind: str, n: int) -> float:
     client = ClientSide.of(client_fmt)
-    plan = Pipeline(None, None)._plan(client, BODIES[client_fmt], None, None)  # type: ignore
+    pipeline = Pipeline(None, None)  # type: ignore[arg-type]
+    extra = [{}] if "client_headers" in inspect.signature(pipeline._plan).parameters else []
+    plan = pipeline._plan(client, BODIES[client_fmt], None, None, *extra)
     passthrough = client_fmt == upstream_fmt
     upstream = codec(upstream_fmt)
     chunks = _chunks(kind, n)
