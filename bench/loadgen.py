@@ -74,7 +74,8 @@ async def stream_timings(url: str, path: str, body: dict, headers: dict[str, str
         start = time.perf_counter()
         first: list[float] = []
         status, _ = await conn.request(path, raw, headers,
-                                       on_first=lambda: first.append(time.perf_counter()))
+                                       on_first=lambda first=first: first.append(
+                                           time.perf_counter()))
         if status != 200:
             raise RuntimeError(f"stream answered {status}")
         out.append((first[0] - start, time.perf_counter() - start))

@@ -18,9 +18,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cliproxyd.formats import codec, sse  # noqa: E402
-from cliproxyd.pipeline import ClientSide, Pipeline, _Relay  # noqa: E402
-import fake_upstream  # noqa: E402
+import fake_upstream
+
+from cliproxyd.formats import codec, sse
+from cliproxyd.pipeline import ClientSide, Pipeline, _Relay
 
 PAIRS = [("openai_chat", "openai_chat", "openai"), ("openai_chat", "claude", "claude"),
          ("claude", "gemini", "gemini"), ("claude", "claude", "claude")]

@@ -37,8 +37,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(HERE))
 
-from harness import Daemon, free_port  # noqa: E402
-import loadgen  # noqa: E402
+import loadgen
+from harness import Daemon, free_port
 
 KEY = "bench-client-key-0001"
 MESSAGES = [{"role": "user", "content": "Say hello in one short sentence, please."}]
@@ -108,7 +108,7 @@ def wrk(url: str, body: dict, headers: dict[str, str], connections: int, seconds
             url]), capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(fh.name)
-    pct = dict(re.findall(r"^\s+(\d+)%\s+(\S+)", out, re.M))
+    pct = dict(re.findall(r"^\s+(\d+)%\s+(\S+)", out, re.MULTILINE))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore
@@ -213,18 +213,11 @@ class Bench:
     def held_streams(self) -> None:
         count = 200 if self.quick else 1000
         lane = {}
+        assert self.daemon is not None
         for name, url, path, body, headers, pid in (
                 ("bare",) + self.targets(True, "m-slow")[1][1:] + (self.procs[1].pid,),
                 ("passthrough",) + self.targets(True, "m-slow")[2][1:] + (self.daemon.pid,)):
-            async def measure() -> dict:
-                held = await loadgen.hold_streams(url, path, body, headers, count)
-                cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
-                await asyncio.sleep(self.secs(5))
-                cpu = (_cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
-                rss = _rss_mb(pid)
-                await held.close()
-                return {"streams": count, "rss_mb": rss, "cpu_percent": 100 * cpu}
-            lane[name] = asyncio.run(measure())
+            lane[name] = asyncio.run(_hold(url, path, body, headers, count, pid, self.secs(5)))
             print(f"  {count} streams {name:11} RSS {lane[name]['rss_mb']:.1f} MB  CPU "
                   f"{lane[name]['cpu_percent']:.1f} %", flush=True)
             time.sleep(2)
@@ -232,7 +225,7 @@ class Bench:
 
     def reloads(self) -> None:
         assert self.daemon is not None
-        name, url, path, body, headers = self.targets()[2]
+        _, url, path, body, headers = self.targets()[2]
         count = 5 if self.quick else 20
         duration = count * 1.0 + 4
         box: dict = {}
@@ -254,6 +247,18 @@ class Bench:
                                    "failures": box["wrk"]["failures"]}
         print(f"  {count} reloads under load: {box['wrk']['requests']} requests, "
               f"{box['wrk']['failures']} failed", flush=True)
+
+
+async def _hold(url: str, path: str, body: dict, headers: dict[str, str], count: int, pid: int,
+                seconds: float) -> dict:
+    """Hold ``count`` streams open; the proxy's RSS and CPU share meanwhile."""
+    held = await loadgen.hold_streams(url, path, body, headers, count)
+    cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+    await asyncio.sleep(seconds)
+    cpu = (_cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
+    rss = _rss_mb(pid)
+    await held.close()
+    return {"streams": count, "rss_mb": rss, "cpu_percent": 100 * cpu}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -294,8 +299,8 @@ def report(r: dict) -> str:
         lines.append(f"  {name:18} {row['rps']:8.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
                      f"{row['failures']:7d}")
     lines += ["", "Streams (p50 of sequential streams; 32 workers for streams/s)",
-              f"  {'target':18} {'ttfb ms':>8} {'+ttfb ms':>9} {'500ch ms':>9} "
-              f"{'us/chunk':>9} {'streams/s':>10}"]
+              (f"  {'target':18} {'ttfb ms':>8} {'+ttfb ms':>9} {'500ch ms':>9} "
+               f"{'us/chunk':>9} {'streams/s':>10}")]
     for name, row in r["streams"].items():
         lines.append(f"  {name:18} {row['ttfb_p50_ms']:8.2f} {row['ttfb_added_ms']:9.2f} "
                      f"{row['stream_500_ms']:9.1f} {row['per_chunk_us']:9.1f} "
@@ -305,9 +310,9 @@ def report(r: dict) -> str:
         lines.append(f"  {name:18} {row['streams']} streams: RSS {row['rss_mb']:.1f} MB, "
                      f"CPU {row['cpu_percent']:.1f} %")
     rl = r["reloads"]
-    lines += ["", f"Reloads: {rl['reloads']} SIGHUPs during {rl['requests']} requests, "
-              f"{rl['failures']} failed", f"Start to READY: {r['start_to_ready_s']:.3f} s", "",
-              "Targets"]
+    lines += ["", (f"Reloads: {rl['reloads']} SIGHUPs during {rl['requests']} requests, "
+                   f"{rl['failures']} failed"),
+              f"Start to READY: {r['start_to_ready_s']:.3f} s", "", "Targets"]
     for name, value in r["verdicts"].items():
         goal, lower = TARGETS[name], name in LOWER_IS_BETTER
         ok = value <= goal if lower else value >= goal
@@ -338,11 +343,11 @@ def main() -> int:
         bench.stop()
     r = bench.results
     r["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "when": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+                    "when": datetime.datetime.now(datetime.UTC).isoformat()}
     if all(k in r for k in ("plain", "streams", "held_streams", "reloads")):
         r["verdicts"] = verdicts(r)
         print(report(r))
-    out = HERE / "results" / f"bench-{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out = HERE / "results" / f"bench-{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(r, indent=2) + "\n")
     print(f"\nwrote {out.relative_to(REPO)}")

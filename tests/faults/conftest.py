@@ -22,8 +22,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import Daemon, free_port  # noqa: E402
-from tests.fakes.upstreams import start_fake  # noqa: E402
+from harness import Daemon, free_port
+
+from tests.fakes.upstreams import start_fake
 
 CLIENT_KEY = "client-key-faults-0001"
 CLIENTS = ("openai_chat", "openai_responses", "claude", "gemini")

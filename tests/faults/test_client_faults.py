@@ -16,7 +16,6 @@ import struct
 import time
 
 import pytest
-
 from conftest import AUTH, CLIENT_KEY, CLIENTS, TIMEOUTS, client_request
 from harness import Daemon
 
@@ -46,7 +45,8 @@ def established_to(port: int) -> int:
     total = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            lines = open(table).read().splitlines()[1:]
+            with open(table) as fh:
+                lines = fh.read().splitlines()[1:]
         except OSError:
             continue
         for line in lines:

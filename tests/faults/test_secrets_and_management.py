@@ -21,9 +21,8 @@ import pytest
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
-
 from conftest import client_request
-from harness import Daemon, Response
+from harness import Response
 
 CANARY = "CANARY7f3a9c1e"
 CLIENT = f"ck-{CANARY}-client"

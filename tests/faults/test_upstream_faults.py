@@ -13,7 +13,6 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from conftest import CLIENTS, ROUTES, Answer, Cell, send
 
 _ERROR_STATUS = {  # fault → status of an error answered before the stream started
