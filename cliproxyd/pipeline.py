@@ -294,9 +294,10 @@ class Pipeline:
 
     # -- token counting -----------------------------------------------------------------------
 
-    async def count_tokens(self, client_format: str, request: ir.Request) -> int:
+    async def count_tokens(self, client_format: str, request: ir.Request,
+                           client_headers: Mapping[str, str] | None = None) -> int:
         """Input tokens for ``request``: the upstream's own count where it has an endpoint,
-        else a local estimate (always > 0)."""
+        else a local estimate (always > 0).  ``client_headers`` as for `generate`."""
         base, _ = split_model_suffix(request.model)
         candidates = self.runtime.registry.resolve(base)
         picked = self.runtime.pool.pick(base, candidates, self.clock())
@@ -312,6 +313,9 @@ class Pipeline:
                                              upstream_model)
         if wire is None:
             return estimate_tokens(request)
+        forward = getattr(provider, "with_client_headers", None)
+        if forward is not None:
+            wire = forward(wire, client_headers or {})
         response = await self._send(provider, wire, cred, _NullSink(), None)
         try:
             return int(upstream.decode_count_tokens_response(json.loads(response.body)))

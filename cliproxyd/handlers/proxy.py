@@ -266,7 +266,7 @@ class CountTokensHandler(_ProxyHandler):
     async def post(self) -> None:
         module = codec("claude")
         request = module.decode_request(self.body_json())
-        count = await self.pipeline().count_tokens("claude", request)
+        count = await self.pipeline().count_tokens("claude", request, self.request.headers)
         self.write_json(module.encode_count_tokens_response(count))
 
 

@@ -70,10 +70,13 @@ class GeminiProvider:
                              upstream_model: str) -> WireRequest:
         """``:countTokens``.  Bare ``contents`` when that is all there is; otherwise the whole
         request inside ``generateContentRequest`` (the countTokens body has no top-level
-        systemInstruction/tools fields)."""
+        systemInstruction/tools fields).  A body that is already wrapped (what
+        `formats.gemini.encode_count_tokens_request` returns) is sent as it is."""
         payload = {k: v for k, v in body.items() if k != "model"}
-        if set(payload) <= {"contents"}:
-            count_body: dict[str, Any] = {"contents": payload.get("contents", [])}
+        if "generateContentRequest" in payload:
+            count_body: dict[str, Any] = {"generateContentRequest": payload["generateContentRequest"]}
+        elif set(payload) <= {"contents"}:
+            count_body = {"contents": payload.get("contents", [])}
         else:
             inner = {k: v for k, v in payload.items() if k not in ("generationConfig", "safetySettings")}
             count_body = {"generateContentRequest": {"model": f"models/{upstream_model}", **inner}}

@@ -283,6 +283,32 @@ def test_claude_code_to_openai_compatible(stack, upstream):
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
 
 
+@pytest.mark.parametrize("kind", ALL)
+def test_claude_code_count_tokens(stack, upstream, kind):
+    daemon, _ = stack
+    fake = upstream(kind)
+    body = claude_code_request(KIND_ALIAS[kind])
+    del body["stream"], body["max_tokens"], body["metadata"]  # not count_tokens fields
+    client = anthropic.Anthropic(base_url=daemon.url, api_key=CLIENT_KEY, max_retries=0)
+    count = client.messages.count_tokens(extra_headers={"anthropic-beta": "token-counting-x"},
+                                         **body)
+    assert count.input_tokens > 0
+    if kind in ("responses", "openai"):  # no count endpoint: a local estimate
+        assert fake.requests == []
+        return
+    request = only_request(fake)
+    if kind == "claude":
+        assert request.path == "/v1/messages/count_tokens"
+        assert request.headers["anthropic-beta"] == "provider-beta-1,token-counting-x"
+        assert set(request.body) == {"model", "messages", "system", "tools", "thinking"}
+        return
+    assert request.path == "/v1beta/models/gemini-2.5-flash:countTokens"
+    (inner,) = request.body.values()  # {"generateContentRequest": {...}}, wrapped once
+    assert set(request.body) == {"generateContentRequest"}
+    assert inner["model"] == "models/gemini-2.5-flash"
+    assert set(inner) == {"model", "contents", "systemInstruction", "tools"}
+
+
 # =============================================================================================
 # Codex CLI (openai SDK, Responses API, streaming, encrypted reasoning, strict tools)
 

@@ -64,6 +64,17 @@ def test_count_tokens_bare_contents():
     assert json.loads(w.body) == {"contents": BODY["contents"]}
 
 
+def test_count_tokens_body_from_the_codec_is_not_wrapped_twice():
+    from cliproxyd.formats import gemini as codec
+    request = codec.decode_request(BODY, model="gemini-2.5-pro")
+    encoded = codec.encode_count_tokens_request(request, model="gemini-2.5-pro")
+    sent = json.loads(P.count_tokens_request(encoded, cred(), "gemini-2.5-pro").body)
+    assert set(sent) == {"generateContentRequest"}
+    inner = sent["generateContentRequest"]
+    assert inner["model"] == "models/gemini-2.5-pro" and "generateContentRequest" not in inner
+    assert inner["systemInstruction"] == BODY["systemInstruction"] and inner["contents"]
+
+
 def _err(code, status, message, details=()):
     return json.dumps({"error": {"code": code, "message": message, "status": status,
                                  "details": list(details)}}).encode()
