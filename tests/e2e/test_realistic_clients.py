@@ -746,3 +746,103 @@ def test_model_suffix_sets_reasoning_for_every_upstream(stack, upstream, kind, f
         assert request.path == "/v1beta/models/gemini-2.5-flash:generateContent"
     else:
         assert request.body["model"] == UPSTREAMS[KIND_ALIAS[kind]][1]
+
+
+# =============================================================================================
+# Every client format × every upstream: an answer with reasoning and two parallel tool calls
+
+LOOKUPS = (("lookup", {"q": "cat"}), ("lookup", {"q": "dog"}))
+LOOKUP_SCHEMA = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+
+
+def _answer_openai_chat(daemon, model: str, stream: bool):
+    client = openai.OpenAI(base_url=daemon.url + "/v1", api_key=CLIENT_KEY, max_retries=0)
+    kw = dict(model=model, messages=[{"role": "user", "content": "Look up"}],
+              tools=[{"type": "function", "function": {"name": "lookup",
+                                                       "parameters": LOOKUP_SCHEMA}}])
+    if not stream:
+        message = client.chat.completions.create(**kw).choices[0].message
+        calls = [(c.id, c.function.name, json.loads(c.function.arguments))
+                 for c in message.tool_calls]
+        return getattr(message, "reasoning_content", None) or "", calls
+    reasoning, slots = "", {}
+    for chunk in client.chat.completions.create(stream=True, **kw):
+        for choice in chunk.choices:
+            reasoning += getattr(choice.delta, "reasoning_content", None) or ""
+            for call in choice.delta.tool_calls or []:
+                slot = slots.setdefault(call.index, ["", "", ""])
+                slot[0] = slot[0] or call.id
+                slot[1] += call.function.name or ""
+                slot[2] += call.function.arguments or ""
+    return reasoning, [(i, n, json.loads(a)) for i, n, a in (slots[k] for k in sorted(slots))]
+
+
+def _answer_openai_responses(daemon, model: str, stream: bool):
+    client = openai.OpenAI(base_url=daemon.url + "/v1", api_key=CLIENT_KEY, max_retries=0)
+    kw = dict(model=model, input="Look up",
+              tools=[{"type": "function", "name": "lookup", "parameters": LOOKUP_SCHEMA,
+                      "strict": False}])
+    if stream:
+        with client.responses.stream(**kw) as events:
+            response = events.get_final_response()
+    else:
+        response = client.responses.create(**kw)
+    reasoning = "".join(s.text for item in response.output if item.type == "reasoning"
+                        for s in item.summary)
+    calls = [(i.call_id, i.name, json.loads(i.arguments)) for i in response.output
+             if i.type == "function_call"]
+    return reasoning, calls
+
+
+def _answer_claude(daemon, model: str, stream: bool):
+    client = anthropic.Anthropic(base_url=daemon.url, api_key=CLIENT_KEY, max_retries=0)
+    kw = dict(model=model, max_tokens=4096, messages=[{"role": "user", "content": "Look up"}],
+              thinking={"type": "enabled", "budget_tokens": 2048},
+              tools=[{"name": "lookup", "input_schema": LOOKUP_SCHEMA}])
+    if stream:
+        with client.messages.stream(**kw) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**kw)
+    assert message.stop_reason == "tool_use"
+    reasoning = "".join(b.thinking for b in message.content if b.type == "thinking")
+    return reasoning, [(b.id, b.name, b.input) for b in message.content if b.type == "tool_use"]
+
+
+def _answer_gemini(daemon, model: str, stream: bool):
+    body = {"contents": [{"role": "user", "parts": [{"text": "Look up"}]}],
+            "tools": [{"functionDeclarations": [{"name": "lookup",
+                                                 "parametersJsonSchema": LOOKUP_SCHEMA}]}],
+            "generationConfig": {"thinkingConfig": {"includeThoughts": True,
+                                                    "thinkingBudget": 2048}}}
+    action = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    resp = daemon.request("POST", f"/v1beta/models/{model}:{action}",
+                          headers={"x-goog-api-key": CLIENT_KEY}, json_body=body)
+    assert resp.status == 200, resp.body
+    parts = gemini_parts(sse_data(resp.body) if stream else [resp.json()])
+    reasoning = "".join(p["text"] for p in parts if p.get("thought"))
+    calls = [(p["functionCall"].get("id"), p["functionCall"]["name"], p["functionCall"]["args"])
+             for p in parts if "functionCall" in p]
+    return reasoning, calls
+
+
+CLIENT_FORMATS = ("openai_chat", "openai_responses", "claude", "gemini")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("kind", ALL)
+@pytest.mark.parametrize("client_fmt", CLIENT_FORMATS)
+def test_reasoning_and_parallel_calls_reach_every_client(stack, upstream, client_fmt, kind,
+                                                         stream):
+    daemon, _ = stack
+    signature = "gAAAAABsig" if kind == "responses" else "sig-1"
+    upstream(kind, tool_calls=LOOKUPS, thinking="Two lookups.", signature=signature)
+    reasoning, calls = globals()[f"_answer_{client_fmt}"](daemon, KIND_ALIAS[kind], stream)
+    assert reasoning == "Two lookups."
+    assert [(name, args) for _, name, args in calls] == [("lookup", {"q": "cat"}),
+                                                         ("lookup", {"q": "dog"})]
+    ids = [call_id for call_id, _, _ in calls]
+    if (client_fmt, kind) == ("gemini", "gemini"):
+        assert ids == [None, None]  # passthrough: Gemini's own answer, which has no ids
+    else:
+        assert all(ids) and len(set(ids)) == 2  # each call can be answered by its own id
