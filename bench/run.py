@@ -238,15 +238,22 @@ class Bench:
         thread.start()
         time.sleep(1.5)
         config = daemon_config(self.fake_url)
+        unconfirmed = 0
         for i in range(count):
             config["api-keys"] = [KEY, f"bench-rotating-key-{i:04d}"]
-            self.daemon.reload(config)
+            try:
+                self.daemon.reload(config)
+            except RuntimeError:  # no READY=1 seen on the notify socket within 30 s
+                unconfirmed += 1
             time.sleep(0.5)
         thread.join()
+        done = self.daemon.logs.count("configuration reloaded from")
         self.results["reloads"] = {"reloads": count, "requests": box["wrk"]["requests"],
-                                   "failures": box["wrk"]["failures"]}
+                                   "failures": box["wrk"]["failures"],
+                                   "reloaded_in_log": done, "ready_not_seen": unconfirmed}
         print(f"  {count} reloads under load: {box['wrk']['requests']} requests, "
-              f"{box['wrk']['failures']} failed", flush=True)
+              f"{box['wrk']['failures']} failed; {done} reloads logged, READY not seen after "
+              f"{unconfirmed}", flush=True)
 
 
 async def _hold(url: str, path: str, body: dict, headers: dict[str, str], count: int, pid: int,
