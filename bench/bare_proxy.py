@@ -1,6 +1,7 @@
 """The floor: the least any Tornado proxy does (check a key, parse the JSON, rewrite the model,
 forward, stream back), with the same HTTP client cliproxyd uses.  Not a product; the benchmark's
-reference.  Usage: ``python bench/bare_proxy.py PORT UPSTREAM_URL KEY``."""
+reference.  Usage: ``python bench/bare_proxy.py PORT UPSTREAM_URL KEY [curl]`` (``curl``: Tornado's
+pycurl client, which keeps upstream connections alive, for comparison)."""
 
 import hmac
 import json
@@ -9,6 +10,8 @@ import sys
 from tornado import httpclient, ioloop, web
 
 PORT, UPSTREAM, KEY = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+if sys.argv[4:] == ["curl"]:
+    httpclient.AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
 client = httpclient.AsyncHTTPClient(max_clients=2000)
 
 
