@@ -13,6 +13,9 @@ Mapping notes:
   `RedactedThinkingPart` (encrypted content only).  On encode only OpenAI-shaped encrypted
   content is sent back: other providers' signatures would be rejected.
 * Stop sequences, seed, penalties and top_k have no Responses field: dropped with a debug log.
+  Temperature and top_p from another format are dropped when reasoning is on (effort other than
+  none, or a budget): OpenAI's reasoning models refuse them then (a Responses client's own
+  combination is kept).
 * The request is always encoded with ``stream: true`` (Codex only streams; the pipeline
   aggregates for non-stream clients).
 """
@@ -415,10 +418,25 @@ def _log_dropped(request: ir.Request) -> None:
         logger.debug("responses has no stop sequences; dropped %d", len(request.stop))
 
 
+def _foreign_thinking(request: ir.Request) -> bool:
+    """Reasoning is on and was not set by a Responses client (whose ``reasoning`` object this
+    codec keeps in extras): its sampling settings are then not meant for an OpenAI model."""
+    r = request.reasoning
+    on = r is not None and r.effort != "none" and r.budget != 0 \
+        and (r.effort is not None or r.budget is not None)
+    return on and not isinstance(request.extras.get("reasoning"), Mapping)
+
+
 def _set_scalars(body: dict[str, Any], request: ir.Request) -> None:
     for key in ("parallel_tool_calls", "max_output_tokens", "temperature", "top_p", "user"):
-        if getattr(request, key) is not None:
-            body[key] = getattr(request, key)
+        if getattr(request, key) is None:
+            continue
+        if key in ("temperature", "top_p") and _foreign_thinking(request):
+            # OpenAI reasoning models refuse sampling settings while they reason
+            # ("Unsupported parameter: 'temperature'"); Gemini CLI always sends both.
+            logger.debug("responses: %s dropped while reasoning is on", key)
+            continue
+        body[key] = getattr(request, key)
     text = common.text_to_wire(request)
     if text:
         body["text"] = text

@@ -542,6 +542,8 @@ def test_gemini_cli_to_codex(stack, upstream):
     assert [json.loads(o["output"]) for o in outputs] == [{"output": "# Title"},
                                                           {"output": "3 passed"}]
     assert body["reasoning"] == {"effort": "medium", "summary": "auto"}
+    # Gemini CLI's temperature 0 / topP 1 would make an OpenAI reasoning model refuse the call.
+    assert "temperature" not in body and "top_p" not in body
     assert [t["name"] for t in body["tools"]] == ["read_file", "run_shell_command"]
 
 

@@ -7,6 +7,7 @@ httpx2 MockTransport).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -773,10 +774,28 @@ def test_property_encode_then_decode_preserves_the_request(req):
     assert [(m.role, m.parts) for m in back.messages] == [(m.role, m.parts) for m in req.messages]
     assert [(t.name, t.description, t.parameters) for t in back.tools] == \
         [(t.name, t.description, t.parameters) for t in req.tools]
-    for name in ("tool_choice", "parallel_tool_calls", "max_output_tokens", "temperature",
-                 "top_p", "response_format", "reasoning", "user"):
+    for name in ("tool_choice", "parallel_tool_calls", "max_output_tokens", "response_format",
+                 "reasoning", "user"):
         assert getattr(back, name) == getattr(req, name), name
+    for name in ("temperature", "top_p"):  # not sent to a model that is reasoning
+        assert getattr(back, name) == (None if req.reasoning else getattr(req, name)), name
     assert back.stream is True
+
+
+def test_sampling_settings_of_other_formats_are_dropped_while_reasoning():
+    # Gemini CLI always sends temperature 0 / topP 1 with a thinking budget; OpenAI reasoning
+    # models answer "Unsupported parameter: 'temperature'".
+    from cliproxyd.formats import gemini
+    req = gemini.decode_request({"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {
+        "temperature": 0, "topP": 1, "thinkingConfig": {"thinkingBudget": 8192}}}, model="m")
+    body = codec.encode_request(req, model="gpt-5")
+    assert "temperature" not in body and "top_p" not in body
+    assert body["reasoning"] == {"effort": "medium"}
+    off = dataclasses.replace(req, reasoning=ir.Reasoning(effort="none", budget=0))
+    assert codec.encode_request(off, model="gpt-5")["temperature"] == 0
+    own = codec.decode_request({"model": "m", "input": "hi", "temperature": 0.5,
+                                "reasoning": {"effort": "low"}})
+    assert codec.encode_request(own, model="m")["temperature"] == 0.5  # the client's own choice
 
 
 # ---------------------------------------------------------------------------------------------
