@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import json
 import logging
+import re
 from typing import Any, Iterable, Mapping
 
 from cliproxyd.errors import ErrorKind, ProxyError, openai_type_for
@@ -349,13 +350,19 @@ def _function_tool(tool: ir.Tool) -> dict[str, Any]:
     return out
 
 
+# Anthropic's server tools (web_search_20250305, bash_20250124, mcp_toolset ...) share the
+# extras key with Responses' hosted tools; OpenAI rejects their types.
+_ANTHROPIC_TOOL = re.compile(r"^[a-z_]+_\d{8}$|^mcp_toolset$")
+
+
 def hosted_tools(extras: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Non-function tools this codec kept in ``extras["tools"]`` (Responses shape only)."""
     raw = extras.get("tools")
     if not isinstance(raw, list):
         return []
     return [dict(t) for t in raw if isinstance(t, Mapping) and isinstance(t.get("type"), str)
-            and t["type"] != "function" and (t["type"] != "custom" or "name" in t)]
+            and t["type"] != "function" and (t["type"] != "custom" or "name" in t)
+            and not _ANTHROPIC_TOOL.match(t["type"])]
 
 
 def tools_to_wire(request: ir.Request) -> list[dict[str, Any]]:

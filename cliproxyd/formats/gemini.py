@@ -413,7 +413,11 @@ def _encode_tools(request: ir.Request) -> list[dict[str, Any]]:
                 decl[key] = tool.extras[key]
         decls.append(decl)
     out: list[dict[str, Any]] = [{"functionDeclarations": decls}] if decls else []
-    return out + list(request.extras.get("tools", ()))
+    # Gemini's own tools (googleSearch, codeExecution ...) have no "type"; Anthropic server tools
+    # and Responses hosted tools kept under the same extras key do, and Gemini rejects them.
+    kept = request.extras.get("tools")
+    return out + [dict(t) for t in kept if isinstance(t, Mapping) and "type" not in t] \
+        if isinstance(kept, list) else out
 
 
 def _parameters(schema: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -334,6 +334,22 @@ def test_tool_result_text_blocks_stay_separate_lines():
     assert part["functionResponse"]["response"] == {"error": "1 failed\nFAILED t::a"}
 
 
+def test_only_gemini_tools_of_other_formats_extras_reach_gemini():
+    from cliproxyd.formats import claude, openai_responses
+    fn = {"name": "f", "input_schema": {"type": "object", "properties": {"a": {"type": "string"}}}}
+    from_claude = claude.decode_request({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                         "tools": [{"type": "web_search_20250305",
+                                                    "name": "web_search"}, fn]})
+    from_responses = openai_responses.decode_request({"model": "m", "input": "hi", "tools": [
+        {"type": "web_search"}, {"type": "function", "name": "f", "parameters": fn["input_schema"]}]})
+    for req in (from_claude, from_responses):
+        tools = gemini.encode_request(req, model="gemini-2.5-flash")["tools"]
+        assert [list(t) for t in tools] == [["functionDeclarations"]]
+    own = gemini.decode_request({"contents": [{"parts": [{"text": "q"}]}],
+                                 "tools": [{"googleSearch": {}}]}, model="m")
+    assert gemini.encode_request(own, model="m")["tools"] == [{"googleSearch": {}}]
+
+
 def test_malformed_function_response_in_an_answer_is_an_upstream_error():
     with pytest.raises(ProxyError) as caught:
         gemini.decode_response({"candidates": [{"content": {"parts": [{"functionResponse": ""}]}}]})

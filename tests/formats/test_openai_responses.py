@@ -782,6 +782,19 @@ def test_property_encode_then_decode_preserves_the_request(req):
     assert back.stream is True
 
 
+def test_anthropic_server_tools_are_not_sent_as_hosted_tools():
+    from cliproxyd.formats import claude
+    req = claude.decode_request({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                 "tools": [{"type": "web_search_20250305", "name": "web_search"},
+                                           {"type": "mcp_toolset", "mcp_server_name": "x"},
+                                           {"name": "f", "input_schema": {"type": "object"}}]})
+    assert [t["name"] for t in codec.encode_request(req, model="m")["tools"]] == ["f"]
+    own = codec.decode_request({"model": "m", "input": "hi", "tools": [
+        {"type": "web_search_preview_2025_03_11"}, {"type": "local_shell"}]})
+    assert codec.encode_request(own, model="m")["tools"] == [
+        {"type": "web_search_preview_2025_03_11"}, {"type": "local_shell"}]
+
+
 def test_sampling_settings_of_other_formats_are_dropped_while_reasoning():
     # Gemini CLI always sends temperature 0 / topP 1 with a thinking budget; OpenAI reasoning
     # models answer "Unsupported parameter: 'temperature'".
