@@ -488,7 +488,10 @@ def encode_request(request: ir.Request, *, model: str) -> dict[str, Any]:
 
 
 def _passthrough_ok(key: str, value: Any) -> bool:
-    # Another format may use the same wire name with other values (OpenAI service_tier "flex").
+    # Another format may use the same wire name with other values (OpenAI service_tier "flex",
+    # Responses' context_management list where Anthropic takes an object).
+    if key == "context_management":
+        return isinstance(value, Mapping)
     return key != "service_tier" or value in ("auto", "standard_only")
 
 

@@ -451,6 +451,8 @@ def _set_scalars(body: dict[str, Any], request: ir.Request) -> None:
     for key in _RESTORED_EXTRAS:
         if key in request.extras:
             body[key] = copy.deepcopy(request.extras[key])
+    if not isinstance(body.get("context_management", []), list):
+        del body["context_management"]  # Anthropic's object form (Claude Code): not ours
     if request.extras.get("service_tier") in _SERVICE_TIERS:
         body["service_tier"] = request.extras["service_tier"]
 

@@ -425,6 +425,16 @@ def test_thinking_stays_when_the_last_assistant_turn_calls_no_tool():
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 4000}
 
 
+def test_context_management_of_another_shape_is_not_passed_to_anthropic():
+    from cliproxyd.formats import openai_responses
+    req = openai_responses.decode_request({"model": "m", "input": "hi", "context_management": [
+        {"type": "compaction", "compact_threshold": 1000}]})
+    assert "context_management" not in claude.encode_request(req, model="m")
+    own = {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}
+    mine = claude.decode_request({"model": "m", "messages": [], "context_management": own})
+    assert claude.encode_request(mine, model="m")["context_management"] == own
+
+
 def test_suffix_reasoning_on_a_claude_request_with_only_a_format_turns_thinking_on():
     schema = {"type": "object"}
     req = claude.decode_request({"model": "m", "messages": [], "output_config": {

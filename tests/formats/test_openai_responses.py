@@ -795,6 +795,16 @@ def test_anthropic_server_tools_are_not_sent_as_hosted_tools():
         {"type": "web_search_preview_2025_03_11"}, {"type": "local_shell"}]
 
 
+def test_anthropic_context_management_object_is_not_sent_to_responses():
+    from cliproxyd.formats import claude
+    req = claude.decode_request({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                 "context_management": {"edits": [{"type": "clear_x"}]}})
+    assert "context_management" not in codec.encode_request(req, model="m")
+    own = [{"type": "compaction", "compact_threshold": 1000}]
+    mine = codec.decode_request({"model": "m", "input": "hi", "context_management": own})
+    assert codec.encode_request(mine, model="m")["context_management"] == own
+
+
 def test_sampling_settings_of_other_formats_are_dropped_while_reasoning():
     # Gemini CLI always sends temperature 0 / topP 1 with a thinking budget; OpenAI reasoning
     # models answer "Unsupported parameter: 'temperature'".
