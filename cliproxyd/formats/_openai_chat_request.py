@@ -32,6 +32,8 @@ PASSTHROUGH_KEYS = (
     "web_search_options",
 )
 
+_SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
+
 # Top-level fields decode_request maps into IR fields (everything else lands in extras).
 _MAPPED_KEYS = frozenset((
     "model", "messages", "n", "max_tokens", "max_completion_tokens", "temperature", "top_p",
@@ -317,6 +319,8 @@ def encode_request(request: ir.Request, *, model: str) -> dict[str, Any]:
     for key in PASSTHROUGH_KEYS:
         if key in request.extras and key not in body:
             body[key] = request.extras[key]
+    if body.get("service_tier", "auto") not in _SERVICE_TIERS:
+        del body["service_tier"]  # Anthropic's "standard_only" under the same name
     body.pop("stream_options", None)  # OpenAI rejects stream_options on non-streamed requests
     if request.stream:
         body["stream"] = True

@@ -996,3 +996,13 @@ def test_stream_encoder_sdk_sees_the_same_content(blocks, reason):
     assert final.usage.total_tokens == 7
     expected = oc.finish_from_stop(reason, had_tool_calls=bool(calls))
     assert final.choices[0].finish_reason == expected
+
+
+def test_service_tier_of_another_format_is_not_sent_to_chat():
+    from cliproxyd.formats import claude
+    req = claude.decode_request({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                 "service_tier": "standard_only"})
+    assert "service_tier" not in oc.encode_request(req, model="m")
+    own = oc.decode_request({"model": "m", "service_tier": "flex",
+                             "messages": [{"role": "user", "content": "hi"}]})
+    assert oc.encode_request(own, model="m")["service_tier"] == "flex"
