@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import re
@@ -173,12 +174,14 @@ def tool_name_map(request: ir.Request) -> dict[str, str]:
 class CallIds:
     """Deterministic ids for calls and the pairing of function responses with them."""
 
-    def __init__(self) -> None:
+    def __init__(self, salt: str = "") -> None:
         self.count = 0
+        self.salt = salt  # see `answer_call_ids`
         self.pending: dict[str, list[str]] = {}
 
     def call(self, name: str, wire_id: Any) -> str:
-        call_id = wire_id if isinstance(wire_id, str) and wire_id else f"call_{name}_{self.count}"
+        call_id = wire_id if isinstance(wire_id, str) and wire_id \
+            else f"call_{name}_{self.salt}{self.count}"
         self.count += 1
         self.pending.setdefault(name, []).append(call_id)
         return call_id
@@ -192,7 +195,17 @@ class CallIds:
         if queue:
             return queue.pop(0)
         self.count += 1
-        return f"call_{name}_{self.count - 1}"
+        return f"call_{name}_{self.salt}{self.count - 1}"
+
+
+def answer_call_ids(response_id: Any) -> CallIds:
+    """Ids for the calls of one answer: ``call_<name>_<h>_<n>``, ``h`` from the answer's
+    ``responseId``.  Counting from 0 in every answer alone would give the same id to calls of
+    different turns, and clients need them unique across a conversation (Anthropic rejects a
+    history whose tool_use ids repeat).  Deterministic: the same answer gets the same ids."""
+    if not isinstance(response_id, str) or not response_id:
+        return CallIds()
+    return CallIds(hashlib.sha256(response_id.encode()).hexdigest()[:8] + "_")
 
 
 # ---------------------------------------------------------------------------------------------

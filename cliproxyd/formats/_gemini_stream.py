@@ -29,7 +29,7 @@ from typing import Any, Mapping
 from cliproxyd.errors import ErrorKind, ProxyError, kind_for_status
 from cliproxyd.formats import ir
 from cliproxyd.formats._gemini_common import (
-    CallIds, decode_part, encode_call, finish_reason_for, get, render_error,
+    CallIds, answer_call_ids, decode_part, encode_call, finish_reason_for, get, render_error,
     stop_reason_from_gemini, usage_from_gemini, usage_to_gemini,
 )
 from cliproxyd.formats.sse import Event
@@ -124,6 +124,7 @@ class StreamDecoder:
             return []
         self._started = True
         rid, model = get(chunk, "responseId"), get(chunk, "modelVersion")
+        self._ids = answer_call_ids(rid)
         return [ir.MessageStart(id=rid if isinstance(rid, str) else None,
                                 model=model if isinstance(model, str) else None)]
 

@@ -9,7 +9,9 @@ Mapping rules that are not obvious (issue 3; reference §4.0, §4.4, §6, §7.3)
 
 * Keys are accepted in camelCase and snake_case (the REST API takes both); output is camelCase.
 * Tool call ids: Gemini's ``functionCall.id`` is optional.  Missing ids are generated as
-  ``call_<name>_<n>`` (``n`` counts calls in the request, or in the response), and each
+  ``call_<name>_<n>`` (``n`` counts calls in the request), in an answer as
+  ``call_<name>_<h>_<n>`` (``h`` hashed from its ``responseId``, so that calls of different
+  turns never share an id: see `_gemini_common.answer_call_ids`), and each
   ``functionResponse`` without an id is matched to the oldest unanswered call of the same name.
   An id that was on the wire is remembered in the part's ``extras["id"]`` and sent upstream again;
   generated or foreign ids are not sent to Gemini (its results are matched by name).  Responses
@@ -54,7 +56,7 @@ from typing import Any, Mapping
 
 from cliproxyd.formats import ir
 from cliproxyd.formats._gemini_common import (
-    BYPASS_SIGNATURE, CallIds, bad, decode_part, encode_call,
+    BYPASS_SIGNATURE, CallIds, answer_call_ids, bad, decode_part, encode_call,
     encode_media, finish_reason_for, get, render_error, response_part, sanitize_function_name,
     stop_reason_from_gemini, tool_name_map, upstream_error, usage_from_gemini, usage_to_gemini,
     with_extras,
@@ -527,7 +529,7 @@ def decode_response(body: Mapping[str, Any], *,
         return ir.Response(id=rid, model=model, parts=(), stop_reason=stop,
                            native_stop_reason=block, usage=usage, extras=extras or ir.EMPTY)
     cand = candidates[0]
-    parts = _decode_candidate_parts(cand, tool_names or {})
+    parts = _decode_candidate_parts(cand, tool_names or {}, answer_call_ids(rid))
     extras.update({k: get(cand, k) for k in _CANDIDATE_EXTRAS if get(cand, k) is not None})
     finish = get(cand, "finishReason")
     finish = finish if isinstance(finish, str) else None
@@ -537,11 +539,11 @@ def decode_response(body: Mapping[str, Any], *,
                        native_stop_reason=finish, usage=usage, extras=extras or ir.EMPTY)
 
 
-def _decode_candidate_parts(cand: Any, names: Mapping[str, str]) -> tuple[ir.Part, ...]:
+def _decode_candidate_parts(cand: Any, names: Mapping[str, str],
+                            ids: CallIds) -> tuple[ir.Part, ...]:
     parts = get(get(cand, "content"), "parts") or []
     if not isinstance(parts, list):
         raise upstream_error("content.parts is not an array")
-    ids = CallIds()
     decoded = [decode_part(p, ids, f"parts[{i}]", names=names, err=lambda m, _w: upstream_error(m))
                for i, p in enumerate(parts)]
     return tuple(p for p in decoded if p is not None)

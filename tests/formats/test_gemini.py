@@ -5,6 +5,7 @@ SDK parsing our output, error rendering, countTokens and an encode → decode pr
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 
@@ -517,12 +518,38 @@ def test_text_response_golden():
                                   total_tokens=1062)
 
 
+def _answer_id(name: str, response_id: str, n: int = 0) -> str:
+    return f"call_{name}_{hashlib.sha256(response_id.encode()).hexdigest()[:8]}_{n}"
+
+
+def _answer_with_call(response_id: str) -> dict:
+    return {"candidates": [{"content": {"role": "model", "parts": [
+        {"functionCall": {"name": "Bash", "args": {"command": "ls"}}},
+        {"functionCall": {"name": "Bash", "args": {"command": "pwd"}}}]},
+        "finishReason": "STOP"}], "responseId": response_id}
+
+
+def test_answer_call_ids_differ_between_turns_and_match_streamed_ones():
+    # Counting from 0 in every answer gave every turn's first Bash call the id call_Bash_0;
+    # Anthropic rejects a history whose tool_use ids repeat ("tool_use ids must be unique").
+    def ids(body):
+        return [p.id for p in gemini.decode_response(body).parts]
+
+    turn1, turn2 = ids(_answer_with_call("resp-turn-1")), ids(_answer_with_call("resp-turn-2"))
+    assert len(set(turn1 + turn2)) == 4
+    assert turn1 == ids(_answer_with_call("resp-turn-1"))  # deterministic
+    streamed = gemini.StreamDecoder().feed(sse.Event(json.dumps(_answer_with_call("resp-turn-1"))))
+    assert [e.id for e in streamed if isinstance(e, ir.ToolCallStart)] == turn1
+    assert ids({**_answer_with_call("x"), "responseId": None}) == ["call_Bash_0", "call_Bash_1"]
+
+
 def test_function_call_response_golden():
     resp = gemini.decode_response(golden("response_function_call.json"))
     thought, call = resp.parts
     assert isinstance(thought, ir.ThinkingPart) and thought.text.startswith("**Checking")
     assert isinstance(call, ir.ToolCallPart)
-    assert (call.id, call.name) == ("call_get_current_temperature_0", "get_current_temperature")
+    assert (call.id, call.name) == (_answer_id("get_current_temperature", "Xo8aaeuWNqGgz7IP7cHmiQU"),
+                                    "get_current_temperature")
     assert call.extras["thoughtSignature"] == "CiQB0e2Kb7rVq1rXc2lnbmF0dXJl"
     assert resp.stop_reason is ir.StopReason.TOOL_USE
     assert resp.usage.cached_input_tokens == 32 and resp.usage.output_tokens == 80
@@ -649,7 +676,8 @@ def test_stream_decoder_thinking_and_tool_playbook():
         ir.BlockStart(1, "text"),
         ir.TextDelta(1, "Let me check."),
         ir.BlockStop(1),
-        ir.ToolCallStart(2, "call_get_current_temperature_0", "get_current_temperature"),
+        ir.ToolCallStart(2, _answer_id("get_current_temperature", "tH1nkStr3am"),
+                         "get_current_temperature"),
         ir.ToolArgsDelta(2, '{"location":"London"}'),
         ir.BlockStop(2),
         ir.UsageUpdate(ir.Usage(input_tokens=70, output_tokens=84, reasoning_tokens=62,
