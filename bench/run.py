@@ -62,7 +62,10 @@ def _pinned(core: str, argv: list[str]) -> list[str]:
 
 
 def _spawn(argv: list[str], core: str) -> subprocess.Popen:
-    proc = subprocess.Popen(_pinned(core, argv), stdout=subprocess.PIPE, text=True)
+    # The references' own logs (e.g. the bare proxy's traceback when a held stream is cut) are
+    # not part of the report.
+    proc = subprocess.Popen(_pinned(core, argv), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
         raise RuntimeError(f"{argv} did not start")
