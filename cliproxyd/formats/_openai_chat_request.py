@@ -9,6 +9,7 @@ Pure: no I/O, no clock, no module-level mutable state.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Mapping
 
@@ -33,6 +34,7 @@ PASSTHROUGH_KEYS = (
 )
 
 _SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
+_MAX_CALL_ID = 40
 
 # Top-level fields decode_request maps into IR fields (everything else lands in extras).
 _MAPPED_KEYS = frozenset((
@@ -443,13 +445,23 @@ def _user_content(parts: list[ir.Part]) -> Any:
     return encode_parts(parts)
 
 
+def short_call_id(call_id: str) -> str:
+    """``call_id`` if OpenAI takes it, else a stable 37-character stand-in: Chat refuses tool
+    call ids over 40 characters ("string too long"), which other providers' ids and the ones
+    made up for Gemini calls with long function names can be.  A call and its result map alike."""
+    if len(call_id) <= _MAX_CALL_ID:
+        return call_id
+    return "call_" + hashlib.sha256(call_id.encode("utf-8")).hexdigest()[:32]
+
+
 def _encode_tool_result(part: ir.ToolResultPart) -> dict[str, Any]:
     texts = [p for p in part.content if isinstance(p, ir.TextPart)]
     if part.is_error:
         logger.debug("tool result is_error has no Chat field; sent as plain content")
     content: Any = texts[0].text if len(texts) == 1 else [
         {"type": "text", "text": p.text} for p in texts]
-    return {"role": "tool", "tool_call_id": part.tool_call_id, "content": content or ""}
+    return {"role": "tool", "tool_call_id": short_call_id(part.tool_call_id),
+            "content": content or ""}
 
 
 def _encode_assistant(message: ir.Message) -> dict[str, Any]:
@@ -475,7 +487,7 @@ def _encode_assistant(message: ir.Message) -> dict[str, Any]:
     if thinking:
         out["reasoning_content"] = thinking
     if calls:
-        out["tool_calls"] = [tool_call_to_wire(c) for c in calls]
+        out["tool_calls"] = [dict(tool_call_to_wire(c), id=short_call_id(c.id)) for c in calls]
     for key in ("name", "function_call", "audio"):
         if key in message.extras:
             out[key] = message.extras[key]

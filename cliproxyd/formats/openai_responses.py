@@ -23,6 +23,7 @@ Mapping notes:
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 from typing import Any, Mapping
@@ -552,13 +553,21 @@ def _encode_item_part(part: ir.Part) -> dict[str, Any] | None:
     return None
 
 
+def _call_id(call_id: str) -> str:
+    """``call_id`` if the API takes it (at most 64 characters, "string too long" otherwise),
+    else a stable stand-in; a call and its output map alike."""
+    if len(call_id) <= 64:
+        return call_id
+    return "call_" + hashlib.sha256(call_id.encode("utf-8")).hexdigest()[:40]
+
+
 def _encode_tool_call(part: ir.ToolCallPart) -> dict[str, Any]:
     own = part.extras.get("id")
     if part.extras.get("type") == "custom_tool_call":
-        item: dict[str, Any] = {"type": "custom_tool_call", "call_id": part.id, "name": part.name,
-                                "input": _custom_input(part.arguments)}
+        item: dict[str, Any] = {"type": "custom_tool_call", "call_id": _call_id(part.id),
+                                "name": part.name, "input": _custom_input(part.arguments)}
     else:
-        item = {"type": "function_call", "call_id": part.id, "name": part.name,
+        item = {"type": "function_call", "call_id": _call_id(part.id), "name": part.name,
                 "arguments": part.arguments}
     if isinstance(own, str) and own.startswith(("fc_", "ctc_")):
         item["id"] = own
@@ -584,7 +593,7 @@ def _encode_tool_result(part: ir.ToolResultPart) -> dict[str, Any]:
         output = [c for c in (_encode_content_part(c, "user") for c in part.content) if c]
     kind = part.extras.get("type") if part.extras.get("type") == "custom_tool_call_output" \
         else "function_call_output"
-    return {"type": kind, "call_id": part.tool_call_id, "output": output}
+    return {"type": kind, "call_id": _call_id(part.tool_call_id), "output": output}
 
 
 def _encode_reasoning(part: ir.ThinkingPart | ir.RedactedThinkingPart) -> dict[str, Any] | None:

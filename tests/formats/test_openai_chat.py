@@ -1006,3 +1006,23 @@ def test_service_tier_of_another_format_is_not_sent_to_chat():
     own = oc.decode_request({"model": "m", "service_tier": "flex",
                              "messages": [{"role": "user", "content": "hi"}]})
     assert oc.encode_request(own, model="m")["service_tier"] == "flex"
+
+
+def test_long_tool_call_ids_are_shortened_alike_for_call_and_result():
+    # OpenAI Chat refuses tool call ids over 40 characters; Gemini-made ids of long MCP tool
+    # names (call_<name>_<n>) are longer.
+    from cliproxyd.formats import gemini
+    name = "mcp__filesystem__read_multiple_files"
+    req = gemini.decode_request({"contents": [
+        {"role": "user", "parts": [{"text": "read"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": name, "args": {}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": name, "response": {"ok": 1}}}]},
+    ]}, model="m")
+    messages = oc.encode_request(req, model="m")["messages"]
+    (call,) = messages[1]["tool_calls"]
+    assert len(call["id"]) <= 40 and messages[2]["tool_call_id"] == call["id"]
+    short = oc.encode_request(oc.decode_request({"model": "m", "messages": [
+        {"role": "assistant", "tool_calls": [{"id": "call_abc", "type": "function",
+                                              "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_abc", "content": "x"}]}), model="m")["messages"]
+    assert short[0]["tool_calls"][0]["id"] == "call_abc" == short[1]["tool_call_id"]

@@ -983,3 +983,12 @@ def test_streamed_and_whole_terminal_response_decode_to_the_same_answer(name):
                            for p in parts]
     assert strip(streamed.parts) == strip(whole.parts)
     assert streamed.stop_reason is whole.stop_reason and streamed.usage == whole.usage
+
+
+def test_call_ids_over_64_characters_are_shortened_alike():
+    long_id = "toolu_" + "x" * 70
+    req = ir.Request(model="m", messages=(
+        ir.Message("assistant", (ir.ToolCallPart(long_id, "f", "{}"),)),
+        ir.Message("user", (ir.ToolResultPart(long_id, (ir.TextPart("ok"),)),))))
+    call, output = codec.encode_request(req, model="m")["input"]
+    assert len(call["call_id"]) <= 64 and output["call_id"] == call["call_id"]
