@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from typing import Any, Mapping
 
 from cliproxyd.errors import ErrorKind, ProxyError, kind_for_status, openai_type_for
@@ -109,6 +110,15 @@ def tool_call_extras(call: Mapping[str, Any]) -> Mapping[str, Any]:
     ``extra_content.google.thought_signature`` and needs it back on the next turn."""
     extra = call.get("extra_content")
     return {"extra_content": extra} if isinstance(extra, Mapping) else ir.EMPTY
+
+
+def openai_user(user: str) -> str:
+    """``user`` for an OpenAI-style upstream: a stable end-user id of at most 64 characters.
+    Claude Code's ``metadata.user_id`` runs to ~160 and compatible servers refuse long ones
+    (OpenRouter: 128), so a longer id is replaced by its hash, which identifies the user alike."""
+    if len(user) <= 64:
+        return user
+    return "user_" + hashlib.sha256(user.encode("utf-8")).hexdigest()[:48]
 
 
 def tool_call_to_wire(part: ir.ToolCallPart) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from typing import Any, Mapping
 
 from cliproxyd.formats import ir
 from cliproxyd.formats._openai_chat_common import (
-    invalid, opt_bool, opt_int, opt_number, opt_str, stop_sequences, tool_call_extras,
-    tool_call_to_wire,
+    invalid, openai_user, opt_bool, opt_int, opt_number, opt_str, stop_sequences,
+    tool_call_extras, tool_call_to_wire,
 )
 from cliproxyd.formats._openai_chat_parts import content_part, encode_parts
 from cliproxyd.formats.reasoning import budget_to_level
@@ -339,9 +339,11 @@ def _encode_settings(request: ir.Request) -> dict[str, Any]:
         key = "max_completion_tokens" if "max_completion_tokens" in request.extras else "max_tokens"
         out[key] = request.max_output_tokens
     for key in ("temperature", "top_p", "top_k", "seed", "presence_penalty",
-                "frequency_penalty", "user"):
+                "frequency_penalty"):
         if getattr(request, key) is not None:
             out[key] = getattr(request, key)
+    if request.user is not None:
+        out["user"] = openai_user(request.user)
     if request.stop:
         out["stop"] = list(request.stop)
     if request.metadata:

@@ -32,6 +32,7 @@ from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import ir
 from cliproxyd.formats import reasoning as levels
 from cliproxyd.formats import _openai_responses_common as common
+from cliproxyd.formats._openai_chat_common import openai_user
 from cliproxyd.formats._openai_responses_common import render_error
 from cliproxyd.formats._openai_responses_stream import StreamDecoder, StreamEncoder
 
@@ -438,6 +439,8 @@ def _set_scalars(body: dict[str, Any], request: ir.Request) -> None:
             logger.debug("responses: %s dropped while reasoning is on", key)
             continue
         body[key] = getattr(request, key)
+    if "user" in body:
+        body["user"] = openai_user(body["user"])
     text = common.text_to_wire(request)
     if text:
         body["text"] = text

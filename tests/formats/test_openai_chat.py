@@ -1026,3 +1026,16 @@ def test_long_tool_call_ids_are_shortened_alike_for_call_and_result():
                                               "function": {"name": "f", "arguments": "{}"}}]},
         {"role": "tool", "tool_call_id": "call_abc", "content": "x"}]}), model="m")["messages"]
     assert short[0]["tool_calls"][0]["id"] == "call_abc" == short[1]["tool_call_id"]
+
+
+def test_long_user_ids_become_a_stable_short_hash():
+    from cliproxyd.formats import claude, openai_responses
+    long_user = "user_" + "a" * 64 + "_account_" + "1" * 36 + "_session_" + "2" * 36
+    req = claude.decode_request({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                 "metadata": {"user_id": long_user}})
+    chat_user = oc.encode_request(req, model="m")["user"]
+    assert len(chat_user) <= 64 and chat_user == oc.encode_request(req, model="m")["user"]
+    assert openai_responses.encode_request(req, model="m")["user"] == chat_user
+    short = claude.decode_request({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                   "metadata": {"user_id": "u-42"}})
+    assert oc.encode_request(short, model="m")["user"] == "u-42"
