@@ -37,8 +37,9 @@ ROUTES = {
 }
 FAULTS = ("refused", "first_byte_timeout", "stall", "500", "429_retry_after", "429",
           "malformed", "truncated", "html_error")
-# Short upstream timeouts and client-side limits, so timeout cells end in about a second.
-TIMEOUTS = {"connect": 2, "first-byte": 0.6, "idle": 0.6, "client-idle": 1.0, "client-body": 1.0}
+# Short upstream timeouts and client-side limits, so timeout cells end in a second or two, yet
+# long enough that a healthy answer on a busy 2-core machine is never cut.
+TIMEOUTS = {"connect": 2, "first-byte": 1.5, "idle": 1.5, "client-idle": 1.0, "client-body": 1.0}
 UPSTREAM_MODEL = {"openai": "up-model", "responses": "gpt-5", "claude": "claude-sonnet-4-5",
                   "gemini": "gemini-2.5-flash"}
 
@@ -171,7 +172,7 @@ def grid_daemon(fakes, tmp_path_factory):
 
 def _fake_mode(fault: str) -> tuple[str, dict]:
     return {
-        "first_byte_timeout": ("slow", {"delay": 3.0}),
+        "first_byte_timeout": ("slow", {"delay": 6.0}),
         "stall": ("stall", {}),
         "500": ("500", {}),
         "429_retry_after": ("429", {"retry_after": 7}),

@@ -25,8 +25,11 @@ BODY_LIMIT = 64 * 1024
 
 @pytest.fixture(scope="module")
 def client_daemon(fakes, tmp_path_factory):
+    # Long upstream timeouts: a stalled stream must end because its client left, not because
+    # the daemon gave up on the upstream.
+    timeouts = dict(TIMEOUTS, **{"first-byte": 60, "idle": 60})
     config = {
-        "api-keys": [CLIENT_KEY], "request-retry": 0, "timeouts": TIMEOUTS,
+        "api-keys": [CLIENT_KEY], "request-retry": 0, "timeouts": timeouts,
         "max-body-size": BODY_LIMIT, "streaming": {"keepalive-seconds": 0},
         "claude-api-key": [{"api-key": "fk-client-claude", "base-url": fakes["claude"].base_url,
                             "models": [{"name": "claude-sonnet-4-5", "alias": "cf-claude"}]}],
