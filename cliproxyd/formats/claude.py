@@ -28,7 +28,8 @@ Rules worth knowing (each tested in tests/formats/test_claude.py):
 * Server tools (``web_search_20250305`` ...) live in ``extras["tools"]`` and are written only by
   this codec; other top-level fields are restored only if Anthropic defines them.
 * Usage: IR input = input + cache_read + cache_creation; back: input − cached − creation.
-* Other formats' quirks are smoothed on encode: temperature is clamped to Anthropic's 0..1, tool
+* Other formats' quirks are smoothed on encode: temperature is clamped to Anthropic's 0..1 and
+  wins over top_p (recent models refuse both), tool
   ids are made ``[a-zA-Z0-9_-]``, tool results are put first in their user turn, empty text and
   unsigned thinking blocks (Anthropic rejects both in requests) are dropped.
 """
@@ -404,7 +405,11 @@ def _encode_sampling(request: ir.Request, body: dict[str, Any], thinking_on: boo
     if request.temperature is not None and not thinking_on:
         # Anthropic takes 0..1; OpenAI's 0..2 is clamped rather than rejected upstream.
         body["temperature"] = min(max(request.temperature, 0.0), 1.0)
-    if request.top_p is not None and (not thinking_on or request.top_p >= 0.95):
+    if request.top_p is not None and "temperature" in body:
+        # Claude 4.5 and later: "temperature and top_p cannot both be specified for this
+        # model" (Gemini CLI and many chat apps send both); temperature says more.
+        logger.debug("dropping top_p: Anthropic takes temperature or top_p, not both")
+    elif request.top_p is not None and (not thinking_on or request.top_p >= 0.95):
         body["top_p"] = request.top_p
     if request.top_k is not None and not thinking_on:
         body["top_k"] = request.top_k

@@ -528,6 +528,7 @@ def test_gemini_cli_to_claude(stack, upstream):
     # Mid tool loop without Anthropic-signed thinking: thinking must be off or Anthropic 400s;
     # then the client's temperature 0 can be kept.
     assert "thinking" not in body and body["temperature"] == 0
+    assert "top_p" not in body  # Claude 4.5+ refuses temperature and top_p together
     assert body["tools"][0]["input_schema"] == \
         GEMINI_CLI_BODY["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]
 

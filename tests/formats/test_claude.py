@@ -425,6 +425,17 @@ def test_thinking_stays_when_the_last_assistant_turn_calls_no_tool():
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 4000}
 
 
+def test_temperature_and_top_p_are_never_sent_together():
+    # Claude 4.5 and later: "temperature and top_p cannot both be specified for this model".
+    from cliproxyd.formats import gemini
+    req = gemini.decode_request({"contents": [{"parts": [{"text": "hi"}]}],
+                                 "generationConfig": {"temperature": 0, "topP": 1}}, model="m")
+    body = claude.encode_request(req, model="m")
+    assert body["temperature"] == 0 and "top_p" not in body
+    only_p = claude.encode_request(replace(req, temperature=None), model="m")
+    assert only_p["top_p"] == 1 and "temperature" not in only_p
+
+
 def test_context_management_of_another_shape_is_not_passed_to_anthropic():
     from cliproxyd.formats import openai_responses
     req = openai_responses.decode_request({"model": "m", "input": "hi", "context_management": [
@@ -900,7 +911,8 @@ def test_ir_requests_survive_encode_decode(req):
     assert back.system == req.system
     assert back.tools == req.tools
     assert back.stop == req.stop and back.stream == req.stream and back.user == req.user
-    assert (back.temperature, back.top_p, back.top_k) == (req.temperature, req.top_p, req.top_k)
+    top_p = None if req.temperature is not None else req.top_p  # not both (Claude 4.5+)
+    assert (back.temperature, back.top_p, back.top_k) == (req.temperature, top_p, req.top_k)
     assert back.max_output_tokens == (req.max_output_tokens or claude.DEFAULT_MAX_TOKENS)
     if req.tool_choice is not None or req.parallel_tool_calls is False:
         assert back.tool_choice == (req.tool_choice or ir.ToolChoice("auto"))
