@@ -86,7 +86,9 @@ class StreamDecoder:
             return []
         self._started = True
         resp = data.get("response") if isinstance(data.get("response"), Mapping) else {}
-        return [ir.MessageStart(id=resp.get("id"), model=resp.get("model"))]
+        rid, model = resp.get("id"), resp.get("model")  # strings, whatever the upstream sent
+        return [ir.MessageStart(id=rid if isinstance(rid, str) else None,
+                                model=model if isinstance(model, str) else None)]
 
     def _open_block(self, kind: str, **extra: Any) -> list[ir.StreamEvent]:
         out = self._close()
