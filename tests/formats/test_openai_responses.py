@@ -992,3 +992,11 @@ def test_call_ids_over_64_characters_are_shortened_alike():
         ir.Message("user", (ir.ToolResultPart(long_id, (ir.TextPart("ok"),)),))))
     call, output = codec.encode_request(req, model="m")["input"]
     assert len(call["call_id"]) <= 64 and output["call_id"] == call["call_id"]
+
+
+def test_stream_decoder_ignores_a_non_string_response_id():
+    decoder = codec.StreamDecoder()
+    events = decoder.feed(_ev("response.created", response={"id": True, "model": 5}))
+    assert events == [ir.MessageStart(id=None, model=None)]
+    encoder = codec.StreamEncoder(ir.EncodeContext(model="m", created=1, response_id="resp_x"))
+    assert encoder.feed(events[0])  # encodes without error
