@@ -235,6 +235,14 @@ def serialize(event: Event) -> bytes:
     Multi-line ``data`` (any of CRLF/LF/CR) becomes one ``data:`` line per line, so `Parser`
     gives back ``data`` with ``\\n`` line ends.
     """
+    data, name = event.data, event.event
+    if data and event.id is None and event.retry is None and "\n" not in data \
+            and "\r" not in data:
+        # The usual single-line event, framed without the general path's list and split.
+        if name is None:
+            return f"data: {data}\n\n".encode("utf-8")
+        if "\n" not in name and "\r" not in name:
+            return f"event: {name}\ndata: {data}\n\n".encode("utf-8")
     lines: list[str] = []
     if event.event is not None:
         _check_single_line("event", event.event)
