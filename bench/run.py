@@ -39,8 +39,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(HERE))
 
-import loadgen
-from harness import Daemon, free_port
+import loadgen  # noqa: E402
+from harness import Daemon, free_port  # noqa: E402
 
 KEY = "bench-client-key-0001"
 MESSAGES = [{"role": "user", "content": "Say hello in one short sentence, please."}]

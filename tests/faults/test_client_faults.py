@@ -71,7 +71,7 @@ def wait_until(predicate, timeout: float = WAIT) -> bool:
 
 def in_flight(daemon: Daemon) -> float:
     text = daemon.request("GET", "/metrics").body.decode()
-    line = next(l for l in text.splitlines() if l.startswith("cliproxyd_http_requests_in_flight "))
+    line = next(x for x in text.splitlines() if x.startswith("cliproxyd_http_requests_in_flight "))
     return float(line.split()[1])
 
 
