@@ -268,6 +268,8 @@ class Bench:
             time.sleep(0.5)
         thread.join()
         done = self.daemon.logs.count("configuration reloaded from")
+        if unconfirmed:  # keep what the notify socket saw, for diagnosis
+            self.results["reload_notifications"] = self.daemon.notifications
         self.results["reloads"] = {"reloads": count, "requests": box["wrk"]["requests"],
                                    "failures": box["wrk"]["failures"],
                                    "reloaded_in_log": done, "ready_not_seen": unconfirmed}
