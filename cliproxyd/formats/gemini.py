@@ -214,6 +214,7 @@ _GEN_FIELDS = {
     "presencePenalty": ("presence_penalty", float),
     "frequencyPenalty": ("frequency_penalty", float),
 }
+_PENALTIES = ("presencePenalty", "frequencyPenalty")
 _GEN_HANDLED = set(_GEN_FIELDS) | {"stopSequences", "candidateCount", "responseMimeType",
                                    "responseSchema", "responseJsonSchema", "thinkingConfig"}
 
@@ -456,8 +457,11 @@ def _encode_tool_config(request: ir.Request) -> dict[str, Any] | None:
 def _encode_generation(request: ir.Request, model: str) -> dict[str, Any]:
     config: dict[str, Any] = dict(request.extras.get("generationConfig", {}))
     for key, (name, _) in _GEN_FIELDS.items():
-        if getattr(request, name) is not None:
-            config[key] = getattr(request, name)
+        value = getattr(request, name)
+        if value is None or (value == 0 and key in _PENALTIES):
+            continue  # a zero penalty (chat apps send them) is the default, and several
+            # Gemini models answer any penalty with 400 "Penalty is not enabled"
+        config[key] = value
     if request.stop:
         config["stopSequences"] = list(request.stop)
     fmt = request.response_format

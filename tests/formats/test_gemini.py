@@ -5,6 +5,7 @@ SDK parsing our output, error rendering, countTokens and an encode → decode pr
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -349,6 +350,16 @@ def test_only_gemini_tools_of_other_formats_extras_reach_gemini():
     own = gemini.decode_request({"contents": [{"parts": [{"text": "q"}]}],
                                  "tools": [{"googleSearch": {}}]}, model="m")
     assert gemini.encode_request(own, model="m")["tools"] == [{"googleSearch": {}}]
+
+
+def test_zero_penalties_are_not_sent():
+    from cliproxyd.formats import openai_chat
+    req = openai_chat.decode_request({"model": "m", "presence_penalty": 0, "frequency_penalty": 0.0,
+                                      "messages": [{"role": "user", "content": "hi"}]})
+    config = gemini.encode_request(req, model="gemini-2.5-flash").get("generationConfig", {})
+    assert "presencePenalty" not in config and "frequencyPenalty" not in config
+    asked = dataclasses.replace(req, presence_penalty=0.5)
+    assert gemini.encode_request(asked, model="m")["generationConfig"]["presencePenalty"] == 0.5
 
 
 def test_malformed_function_response_in_an_answer_is_an_upstream_error():
@@ -996,7 +1007,8 @@ def ir_requests(draw):
 
 def _expressible(req: ir.Request) -> ir.Request:
     """What Gemini gives back of ``req``: an effort next to a budget is dropped (the budget is
-    sent) and the first unsigned function call of a model turn carries the bypass signature."""
+    sent), the first unsigned function call of a model turn carries the bypass signature and
+    zero penalties are not sent."""
     messages = []
     for msg in req.messages:
         parts = list(msg.parts)
@@ -1012,7 +1024,10 @@ def _expressible(req: ir.Request) -> ir.Request:
         reasoning = ir.Reasoning(effort, reasoning.budget, reasoning.include_thoughts)
         if reasoning == ir.Reasoning():
             reasoning = None
-    return ir.Request(**{**req.__dict__, "reasoning": reasoning, "messages": tuple(messages)})
+    penalties = {k: None if getattr(req, k) == 0 else getattr(req, k)  # zero: not sent
+                 for k in ("presence_penalty", "frequency_penalty")}
+    return ir.Request(**{**req.__dict__, "reasoning": reasoning, "messages": tuple(messages),
+                         **penalties})
 
 
 @settings(max_examples=60, deadline=None)
