@@ -2,9 +2,11 @@
 
 `UsageStore` owns one database file (``usage-db``, default ``<auth-dir>/usage.sqlite``, mode
 0600) and one writer thread, the only user of its connection.  The loop hands it records
-(`record`, never blocks) and jobs (`call`, a `concurrent.futures.Future`); the thread batches
-records and commits at least every `FLUSH_SECONDS`, so a crash loses at most the last second.
-Jobs run in queue order after a flush, so a read sees every record handed over before it.
+(`record`, never blocks) and jobs (`call`, a `concurrent.futures.Future`).  Records go on a
+deque the thread drains every `FLUSH_SECONDS` (handing each one over through a queue woke the
+thread per request, which cost the loop ~13% of its time under load), so a crash loses at most
+the last half second.  A job is run after the records handed over before it are committed, so a
+read sees all of them.
 
 Retention (``usage-retention-days``) applies to *details*: once an hour, details older than the
 window are folded into roll-up tables (totals per client key and model, day and hour buckets)
@@ -18,6 +20,7 @@ details is still skipped.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import hashlib
 import logging
@@ -36,7 +39,6 @@ __all__ = ["FLUSH_SECONDS", "UsageRecorder", "UsageStore", "UsageUnavailable"]
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5
-_BATCH = 500
 _PRUNE_EVERY = 3600.0
 _STOP = object()
 
@@ -100,15 +102,16 @@ class UsageStore:
         self.path = path
         self.retention_days = retention_days
         self._wall = wall
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # jobs and the stop signal
+        self._records: collections.deque[UsageRecord] = collections.deque()
         self._thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
         self._thread.start()
 
     # -- loop side ---------------------------------------------------------------------------
 
     def record(self, rec: UsageRecord) -> None:
-        """Queue one record (never blocks)."""
-        self._queue.put(rec)
+        """Hand one record over (never blocks; deque appends are thread-safe)."""
+        self._records.append(rec)
 
     def call(self, job: Callable[[sqlite3.Connection], Any]) -> concurrent.futures.Future:
         """Run ``job(connection)`` on the writer thread after pending records are committed."""
@@ -228,22 +231,13 @@ class UsageStore:
             conn.close()
 
     def _loop(self, conn: sqlite3.Connection) -> None:
-        pending: list[UsageRecord] = []
-        deadline = 0.0
         next_prune = 0.0
         while True:
-            wait = max(0.0, deadline - time.monotonic()) if pending else None
             try:
-                item = self._queue.get(timeout=wait)
+                item = self._queue.get(timeout=FLUSH_SECONDS)
             except queue.Empty:
                 item = None
-            if isinstance(item, UsageRecord):
-                if not pending:
-                    deadline = time.monotonic() + FLUSH_SECONDS
-                pending.append(item)
-                if len(pending) < _BATCH:
-                    continue
-            self._commit(conn, pending)
+            self._commit(conn, self._take())
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + _PRUNE_EVERY
                 self._job(conn, self.prune, None)
@@ -251,6 +245,14 @@ class UsageStore:
                 return
             if isinstance(item, tuple):
                 self._job(conn, *item)
+
+    def _take(self) -> list[UsageRecord]:
+        taken: list[UsageRecord] = []
+        try:
+            while True:
+                taken.append(self._records.popleft())
+        except IndexError:
+            return taken
 
     def _commit(self, conn: sqlite3.Connection, pending: list[UsageRecord]) -> None:
         if not pending:
@@ -286,7 +288,11 @@ class UsageStore:
     def _drain_failed(self, exc: Exception) -> None:
         """The database could not be opened: fail every job (records are dropped) until stop."""
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=FLUSH_SECONDS)
+            except queue.Empty:
+                item = None
+            self._records.clear()  # nowhere to keep them
             if item is _STOP:
                 return
             if isinstance(item, tuple):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import logging
@@ -121,7 +122,9 @@ def _count(meta: Mapping[str, Any], key: str) -> int | None:
 # Small helpers: key lookup, validation, names, ids
 
 
+@functools.lru_cache(maxsize=512)
 def _snake(key: str) -> str:
+    # Cached: every field lookup tries the snake_case spelling, over a small fixed set of keys.
     return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
 
 
