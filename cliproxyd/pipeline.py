@@ -37,10 +37,11 @@ from urllib.parse import urlsplit
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import aggregate, codec, sse
 from cliproxyd.formats import ir
-from cliproxyd.formats.reasoning import split_model_suffix
+from cliproxyd.formats.reasoning import fit_reasoning, split_model_suffix
 from cliproxyd.providers import provider_for
 from cliproxyd.providers.base import WireRequest
 from cliproxyd.providers.transport import Transport, UpstreamCall, UpstreamResponse
+from cliproxyd.routing.catalog import find_model
 from cliproxyd.routing.models import Credential
 from cliproxyd.routing.pool import should_retry
 from cliproxyd.tokens import estimate_tokens
@@ -213,7 +214,7 @@ class Pipeline:
         upstream = codec(provider.format)
         passthrough = plan.client.passthrough and provider.format == plan.client.format \
             and not plan.suffix
-        body = self._upstream_body(plan, upstream, passthrough, upstream_model)
+        body = self._upstream_body(plan, upstream, passthrough, upstream_model, cred.kind)
         upstream_stream = plan.stream or getattr(provider, "stream_only", False) \
             or cred.stream_only  # e.g. a ChatGPT (Codex OAuth) account
         wire = provider.build_request(body, cred, upstream_model, upstream_stream)
@@ -246,9 +247,10 @@ class Pipeline:
             outcome.body = plan.client.encode_response(relay.collected(), plan.ctx)
 
     def _upstream_body(self, plan: _Plan, upstream: Any, passthrough: bool,
-                       upstream_model: str) -> Mapping[str, Any]:
+                       upstream_model: str, kind: str) -> Mapping[str, Any]:
         if not passthrough:
-            return upstream.encode_request(plan.request, model=upstream_model)
+            request = _fit_to_model(plan.request, upstream_model, kind)
+            return upstream.encode_request(request, model=upstream_model)
         body = dict(plan.body)
         if plan.client.format == "openai_chat" and plan.stream:
             options = dict(body.get("stream_options") or {})
@@ -322,6 +324,19 @@ class Pipeline:
         except Exception as exc:
             raise ProxyError(ErrorKind.UPSTREAM_ERROR, "The upstream returned a malformed "
                              "token count.", status=502) from exc
+
+
+def _fit_to_model(request: ir.Request, upstream_model: str, kind: str) -> ir.Request:
+    """``request`` with its reasoning made acceptable to a catalogued upstream model: a level it
+    lacks, a budget out of its range or a level for a budget-only model is a 400 upstream
+    (reference §5.4).  Unknown models get the request as it is."""
+    info = find_model(upstream_model, kind)
+    thinking = info.thinking if info is not None else None
+    if request.reasoning is None or thinking is None:
+        return request
+    fitted = fit_reasoning(request.reasoning, thinking.levels, thinking.min_budget,
+                           thinking.max_budget)
+    return request if fitted == request.reasoning else replace(request, reasoning=fitted)
 
 
 def _scrub(err: ProxyError, cred: Credential) -> ProxyError:

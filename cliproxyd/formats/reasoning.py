@@ -6,10 +6,11 @@ One table, used by every codec (CLIProxyAPI internal/thinking, reference §5.1�
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from cliproxyd.formats.ir import Reasoning
 
-__all__ = ["LEVELS", "level_to_budget", "budget_to_level", "split_model_suffix"]
+__all__ = ["LEVELS", "level_to_budget", "budget_to_level", "split_model_suffix", "fit_reasoning"]
 
 # Ordered from least to most thinking; "none" and "auto" are modes rather than levels.
 LEVELS = ("minimal", "low", "medium", "high", "xhigh", "max")
@@ -64,3 +65,34 @@ def split_model_suffix(model: str) -> tuple[str, Reasoning | None]:
         budget = int(suffix)
         return base, Reasoning(effort="none", budget=0) if budget == 0 else Reasoning(budget=budget)
     return model, None
+
+
+def fit_reasoning(reasoning: Reasoning, levels: tuple[str, ...], min_budget: int | None,
+                  max_budget: int | None) -> Reasoning:
+    """``reasoning`` as a model with these capabilities accepts it (reference §5.4, the
+    cross-format case): an effort level it lacks becomes the nearest one it has (a tie goes
+    to the lower), a level for a budget-only model becomes the level's budget, a budget is
+    kept inside ``[min_budget, max_budget]`` or, for a levels-only model, becomes its level.
+    ``none`` and ``auto`` are left alone, as is everything for a model with neither levels
+    nor a budget range (nothing is known)."""
+    effort, budget = reasoning.effort, reasoning.budget
+    if budget is None and effort in LEVELS:
+        if levels:
+            return replace(reasoning, effort=_nearest(effort, levels))
+        if max_budget is not None:
+            budget, effort = _LEVEL_BUDGET[effort], None
+            reasoning = replace(reasoning, effort=None, budget=budget)
+    if budget is not None and budget > 0 and max_budget is not None:
+        low = min_budget if min_budget is not None and min_budget > 0 else 1
+        return replace(reasoning, budget=min(max(budget, low), max_budget))
+    if budget is not None and budget > 0 and levels:  # a levels-only model (OpenAI's)
+        return replace(reasoning, effort=_nearest(budget_to_level(budget), levels), budget=None)
+    return reasoning
+
+
+def _nearest(level: str, supported: tuple[str, ...]) -> str:
+    known = [lv for lv in supported if lv in LEVELS]
+    if level in known or not known:
+        return level
+    rank = LEVELS.index(level)
+    return min(known, key=lambda lv: (abs(LEVELS.index(lv) - rank), LEVELS.index(lv)))

@@ -853,3 +853,27 @@ def test_reasoning_and_parallel_calls_reach_every_client(stack, upstream, client
         assert ids == [None, None]  # passthrough: Gemini's own answer, which has no ids
     else:
         assert all(ids) and len(set(ids)) == 2  # each call can be answered by its own id
+
+
+@pytest.mark.parametrize("kind, client_reasoning, field, expected", [
+    # Claude Code's "ultrathink" budget is over Gemini 2.5 Flash's maximum.
+    ("gemini", {"thinking": {"type": "enabled", "budget_tokens": 31999}},
+     "generationConfig", {"thinkingConfig": {"thinkingBudget": 24576, "includeThoughts": True}}),
+    # gpt-5-codex has no "minimal" effort (OpenAI: "Unsupported value").
+    ("responses", {"thinking": {"type": "enabled", "budget_tokens": 512}},
+     "reasoning", {"effort": "low", "summary": "auto"}),
+])
+def test_reasoning_is_fitted_to_the_catalogued_upstream_model(stack, upstream, kind,
+                                                              client_reasoning, field, expected):
+    daemon, _ = stack
+    fake = upstream(kind, text="ok")
+    client = anthropic.Anthropic(base_url=daemon.url, api_key=CLIENT_KEY, max_retries=0)
+    with client.messages.stream(model=KIND_ALIAS[kind], max_tokens=40000,
+                                messages=[{"role": "user", "content": "think hard"}],
+                                **client_reasoning) as events:
+        assert events.get_final_text() == "ok"
+    body = only_request(fake).body
+    got = body[field]
+    if kind == "gemini":
+        got = {"thinkingConfig": got["thinkingConfig"]}
+    assert got == expected
