@@ -314,9 +314,11 @@ def encode_request(request: ir.Request, *, model: str) -> dict[str, Any]:
     body.update(_encode_settings(request))
     if request.tools:
         body["tools"] = [_encode_tool(t) for t in request.tools]
-    if request.tool_choice is not None:
+    # OpenAI: "'tool_choice' is only allowed when 'tools' are specified" (parallel_tool_calls
+    # likewise); a Gemini toolConfig or an Anthropic tool_choice may come without tools.
+    if request.tool_choice is not None and request.tools:
         body["tool_choice"] = _encode_tool_choice(request.tool_choice)
-    if request.parallel_tool_calls is not None:
+    if request.parallel_tool_calls is not None and request.tools:
         body["parallel_tool_calls"] = request.parallel_tool_calls
     for key in PASSTHROUGH_KEYS:
         if key in request.extras and key not in body:

@@ -239,9 +239,18 @@ def test_gemini_thought_signature_on_tool_calls_round_trips():
 
 def test_encode_tool_choice_and_max_effort_edges():
     req = ir.Request(model="m", messages=(), tool_choice=ir.ToolChoice("tool"),
-                     reasoning=ir.Reasoning(effort="max"))
+                     tools=(ir.Tool("f"),), reasoning=ir.Reasoning(effort="max"))
     body = oc.encode_request(req, model="m")
     assert body["tool_choice"] == "required" and body["reasoning_effort"] == "xhigh"
+
+
+def test_tool_choice_and_parallel_calls_need_tools():
+    # OpenAI: "'tool_choice' is only allowed when 'tools' are specified" (parallel_tool_calls
+    # too); another format may carry a choice without tools.
+    req = ir.Request(model="m", messages=(), tool_choice=ir.ToolChoice("auto"),
+                     parallel_tool_calls=False)
+    body = oc.encode_request(req, model="m")
+    assert "tool_choice" not in body and "parallel_tool_calls" not in body
 
 
 # =============================================================================================
@@ -381,7 +390,8 @@ def test_ir_request_survives_encode_decode(request):
     decoded = oc.decode_request(oc.encode_request(request, model="m"))
     expected_extras = {"stream_options": {"include_usage": True}} if request.stream else {}
     assert decoded.extras == expected_extras
-    assert decoded == ir.Request(**{**request.__dict__, "extras": decoded.extras})
+    no_tools = {"tool_choice": None, "parallel_tool_calls": None} if not request.tools else {}
+    assert decoded == ir.Request(**{**request.__dict__, "extras": decoded.extras, **no_tools})
 
 
 # =============================================================================================
