@@ -224,7 +224,7 @@ class Daemon:
     def _serving_status(self) -> str:
         config = self.runtime_ref.current.config
         scheme = "https" if config.tls.enable else "http"
-        addrs = ", ".join(_address_text(l.host, l.port) for l in self._listeners)
+        addrs = ", ".join(_address_text(ln.host, ln.port) for ln in self._listeners)
         return f"serving {scheme} on {addrs}"
 
     def _install_signals(self) -> None:
@@ -344,7 +344,7 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         timeout = self.runtime_ref.current.config.shutdown_timeout
-        servers = [l.server for l in self._listeners] + self._retired
+        servers = [ln.server for ln in self._listeners] + self._retired
         for server in servers:
             server.stop()  # stop accepting first: STOPPING=1 means no new connections
         self.notifier.send("STOPPING=1", "STATUS=stopping: draining in-flight requests")

@@ -87,7 +87,8 @@ def test_a_success_after_a_failover_is_one_record_and_one_upstream_error():
     key = (("client_format", "claude"), ("code", "200"), ("model", "known-model"), ("provider", "claude"))
     assert found[("cliproxyd_requests_total", key)] == 1
     assert found[("cliproxyd_upstream_errors_total", (("provider", "claude"), ("reason", "rate_limited")))] == 1
-    assert found[("cliproxyd_tokens_total", (("kind", "cached"), ("model", "known-model"), ("provider", "claude")))] == 3
+    cached = (("kind", "cached"), ("model", "known-model"), ("provider", "claude"))
+    assert found[("cliproxyd_tokens_total", cached)] == 3
 
 
 def test_unknown_models_are_other_and_failures_are_marked():
