@@ -327,6 +327,8 @@ def sniff_mime(data: bytes, default: str) -> str:
 
 
 def _b64_source(data: bytes, mime: str) -> dict[str, Any]:
+    # "image/jpg" is common in data URLs; Anthropic takes only image/jpeg.
+    mime = "image/jpeg" if mime.lower() in ("image/jpg", "image/pjpeg") else mime
     return {"type": "base64", "media_type": mime, "data": base64.b64encode(data).decode("ascii")}
 
 

@@ -436,6 +436,15 @@ def test_temperature_and_top_p_are_never_sent_together():
     assert only_p["top_p"] == 1 and "temperature" not in only_p
 
 
+def test_image_jpg_data_urls_are_sent_as_image_jpeg():
+    from cliproxyd.formats import openai_chat
+    url = "data:image/jpg;base64," + base64.b64encode(b"\xff\xd8\xff\xe0").decode()
+    req = openai_chat.decode_request({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": url}}]}]})
+    (block,) = claude.encode_request(req, model="m")["messages"][0]["content"]
+    assert block["source"]["media_type"] == "image/jpeg"
+
+
 def test_context_management_of_another_shape_is_not_passed_to_anthropic():
     from cliproxyd.formats import openai_responses
     req = openai_responses.decode_request({"model": "m", "input": "hi", "context_management": [
