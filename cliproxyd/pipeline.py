@@ -46,7 +46,7 @@ from cliproxyd.routing.models import Credential
 from cliproxyd.routing.pool import should_retry
 from cliproxyd.tokens import estimate_tokens
 
-__all__ = ["ClientSide", "Sink", "Outcome", "Pipeline"]
+__all__ = ["ClientSide", "Sink", "SinkBase", "Outcome", "Pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,32 @@ class Sink(Protocol):
     def watch(self, call: UpstreamCall | None) -> None:
         """Cancel ``call`` if the client disconnects (None: nothing to cancel any more)."""
         ...
+
+
+class SinkBase:
+    """What every `Sink` shares: the started flag, the upstream call to cancel when the client
+    goes away (``client_gone``), and when the first byte went out (for the ttfb metric)."""
+
+    def __init__(self) -> None:
+        self._started = False
+        self._call: UpstreamCall | None = None
+        self.gone = False
+        self.first_write_at: float | None = None  # wall clock
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def watch(self, call: UpstreamCall | None) -> None:
+        self._call = call
+        if call is not None and self.gone:
+            call.cancel()
+
+    def client_gone(self) -> None:
+        """The client disconnected: cancel the upstream call, if one is running."""
+        self.gone = True
+        if self._call is not None:
+            self._call.cancel()
 
 
 @dataclass

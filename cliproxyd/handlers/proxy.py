@@ -21,8 +21,7 @@ from tornado.iostream import StreamClosedError
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import codec, sse
 from cliproxyd.handlers.base import BaseHandler
-from cliproxyd.pipeline import ClientSide, Outcome, Pipeline
-from cliproxyd.providers.transport import UpstreamCall
+from cliproxyd.pipeline import ClientSide, Outcome, Pipeline, SinkBase
 from cliproxyd.recording import RequestDone, api_key_for, record
 
 __all__ = [
@@ -83,35 +82,21 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-class _ClientSink:
+class _ClientSink(SinkBase):
     """The pipeline's `Sink` over one handler: framing, headers, flush, keep-alive, cancel."""
 
     def __init__(self, handler: "_ProxyHandler", framing: str, keepalive: float) -> None:
+        super().__init__()
         self.handler = handler
         self.framing = framing  # "sse" or "json_array" (Gemini without alt=sse)
         self.keepalive = keepalive
-        self._started = False
         self._array = sse.JSONArrayWriter() if framing == "json_array" else None
-        self._call: UpstreamCall | None = None
         self._timer: object | None = None
         self._last_write = 0.0
-        self.gone = False
-        self.first_write_at: float | None = None  # wall clock, for the ttfb metric
-
-    @property
-    def started(self) -> bool:
-        return self._started
-
-    def watch(self, call: UpstreamCall | None) -> None:
-        self._call = call
-        if call is not None and self.gone:
-            call.cancel()
 
     def client_gone(self) -> None:
-        self.gone = True
         self._stop_keepalive()
-        if self._call is not None:
-            self._call.cancel()
+        super().client_gone()
 
     def send_events(self, events: list[sse.Event]) -> Any:
         if self.gone:

@@ -55,8 +55,7 @@ from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import codec, ir, sse
 from cliproxyd.handlers.base import BaseHandler, render_error_body
 from cliproxyd.handlers.proxy import parse_json_object
-from cliproxyd.pipeline import ClientSide, Pipeline
-from cliproxyd.providers.transport import UpstreamCall
+from cliproxyd.pipeline import ClientSide, Pipeline, SinkBase
 from cliproxyd.recording import RequestDone, api_key_for, record
 from cliproxyd.runtime import AppState, Runtime, RuntimeRef
 
@@ -234,30 +233,13 @@ def _client_side() -> ClientSide:
                       module.encode_response, _SocketStreamEncoder)
 
 
-class _SocketSink:
+class _SocketSink(SinkBase):
     """The pipeline's `Sink` for one turn: each event's data is one text frame."""
 
     def __init__(self, handler: ResponsesWebSocketHandler) -> None:
+        super().__init__()
         self.handler = handler
-        self._started = False
-        self._call: UpstreamCall | None = None
-        self.gone = False
         self.output: list[dict[str, Any]] | None = None  # set by response.completed/incomplete
-        self.first_write_at: float | None = None  # wall clock, for the ttfb metric
-
-    @property
-    def started(self) -> bool:
-        return self._started
-
-    def watch(self, call: UpstreamCall | None) -> None:
-        self._call = call
-        if call is not None and self.gone:
-            call.cancel()
-
-    def client_gone(self) -> None:
-        self.gone = True
-        if self._call is not None:
-            self._call.cancel()
 
     def send_events(self, events: list[sse.Event]) -> Any:
         if self.gone:
