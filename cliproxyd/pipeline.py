@@ -30,13 +30,13 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 from urllib.parse import urlsplit
 
 from cliproxyd.errors import ErrorKind, ProxyError
-from cliproxyd.formats import aggregate, codec, sse
-from cliproxyd.formats import ir
+from cliproxyd.formats import aggregate, codec, ir, sse
 from cliproxyd.formats.reasoning import fit_reasoning, split_model_suffix
 from cliproxyd.providers import provider_for
 from cliproxyd.providers.base import WireRequest

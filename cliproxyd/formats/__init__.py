@@ -8,8 +8,9 @@ Modules in this package do no I/O, read no clock and never import Tornado.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from types import ModuleType
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from cliproxyd.errors import ProxyError
 from cliproxyd.formats.ir import EncodeContext, Request, Response, StreamEvent

@@ -14,7 +14,8 @@ import hashlib
 import json
 import logging
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError, google_status_for
 from cliproxyd.formats import ir

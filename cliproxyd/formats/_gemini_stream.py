@@ -24,13 +24,22 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError, kind_for_status
 from cliproxyd.formats import ir
 from cliproxyd.formats._gemini_common import (
-    CallIds, answer_call_ids, decode_part, encode_call, finish_reason_for, get, render_error,
-    stop_reason_from_gemini, usage_from_gemini, usage_to_gemini,
+    CallIds,
+    answer_call_ids,
+    decode_part,
+    encode_call,
+    finish_reason_for,
+    get,
+    render_error,
+    stop_reason_from_gemini,
+    usage_from_gemini,
+    usage_to_gemini,
 )
 from cliproxyd.formats.sse import Event
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError, kind_for_status, openai_type_for
 from cliproxyd.formats import ir

@@ -10,11 +10,19 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.formats import ir
 from cliproxyd.formats._openai_chat_common import (
-    STOP_TO_FINISH, invalid, opt_bool, opt_int, opt_number, opt_str, stop_sequences, usage_to_wire,
+    STOP_TO_FINISH,
+    invalid,
+    opt_bool,
+    opt_int,
+    opt_number,
+    opt_str,
+    stop_sequences,
+    usage_to_wire,
 )
 from cliproxyd.formats._openai_chat_stream import ChunkStream
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.formats import ir
 from cliproxyd.formats._openai_chat_common import (
-    data_url, decode_b64, invalid, opt_str, parse_data_url,
+    data_url,
+    decode_b64,
+    invalid,
+    opt_str,
+    parse_data_url,
 )
 
 logger = logging.getLogger(__name__)

@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.formats import ir
 from cliproxyd.formats._openai_chat_common import (
-    invalid, openai_user, opt_bool, opt_int, opt_number, opt_str, stop_sequences,
-    tool_call_extras, tool_call_to_wire,
+    invalid,
+    openai_user,
+    opt_bool,
+    opt_int,
+    opt_number,
+    opt_str,
+    stop_sequences,
+    tool_call_extras,
+    tool_call_to_wire,
 )
 from cliproxyd.formats._openai_chat_parts import content_part, encode_parts
 from cliproxyd.formats.reasoning import budget_to_level

@@ -25,13 +25,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import ir
 from cliproxyd.formats._openai_chat_common import (
-    error_from_wire, finish_from_stop, render_error, stop_reason_from_finish, usage_from_wire,
+    error_from_wire,
+    finish_from_stop,
+    render_error,
+    stop_reason_from_finish,
+    usage_from_wire,
     usage_to_wire,
 )
 from cliproxyd.formats.sse import Event

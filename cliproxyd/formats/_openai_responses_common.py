@@ -13,7 +13,8 @@ import hashlib
 import json
 import logging
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any, Iterable
 
 from cliproxyd.errors import ErrorKind, ProxyError, openai_type_for
 from cliproxyd.formats import ir

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError
-from cliproxyd.formats import ir
 from cliproxyd.formats import _openai_responses_common as common
+from cliproxyd.formats import ir
 from cliproxyd.formats.sse import Event
 
 logger = logging.getLogger("cliproxyd.formats.openai_responses")

@@ -52,13 +52,28 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.formats import ir
 from cliproxyd.formats._gemini_common import (
-    BYPASS_SIGNATURE, CallIds, answer_call_ids, bad, decode_part, encode_call,
-    encode_media, finish_reason_for, get, render_error, response_part, sanitize_function_name,
-    stop_reason_from_gemini, tool_name_map, upstream_error, usage_from_gemini, usage_to_gemini,
+    BYPASS_SIGNATURE,
+    CallIds,
+    answer_call_ids,
+    bad,
+    decode_part,
+    encode_call,
+    encode_media,
+    finish_reason_for,
+    get,
+    render_error,
+    response_part,
+    sanitize_function_name,
+    stop_reason_from_gemini,
+    tool_name_map,
+    upstream_error,
+    usage_from_gemini,
+    usage_to_gemini,
     with_extras,
 )
 from cliproxyd.formats._gemini_stream import StreamDecoder, StreamEncoder

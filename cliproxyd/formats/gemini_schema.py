@@ -26,7 +26,8 @@ Pure functions; no I/O.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["clean", "to_json_schema"]
 

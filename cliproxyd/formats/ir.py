@@ -29,9 +29,10 @@ Conventions every codec follows (so that a mapping is written once, in one codec
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 from cliproxyd.errors import ProxyError
 

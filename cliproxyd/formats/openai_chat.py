@@ -27,20 +27,36 @@ Pure: no I/O, no clock, no module-level mutable state, no Tornado.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import ir
 from cliproxyd.formats._openai_chat_common import (
-    FINISH_TO_STOP, STOP_TO_FINISH, data_url, error_from_wire, finish_from_stop, parse_data_url,
-    render_error, stop_reason_from_finish, tool_call_extras, tool_call_to_wire, usage_from_wire,
+    FINISH_TO_STOP,
+    STOP_TO_FINISH,
+    data_url,
+    error_from_wire,
+    finish_from_stop,
+    parse_data_url,
+    render_error,
+    stop_reason_from_finish,
+    tool_call_extras,
+    tool_call_to_wire,
+    usage_from_wire,
     usage_to_wire,
 )
 from cliproxyd.formats._openai_chat_legacy import (
-    LegacyStreamEncoder, decode_legacy_request, encode_legacy_response,
+    LegacyStreamEncoder,
+    decode_legacy_request,
+    encode_legacy_response,
 )
 from cliproxyd.formats._openai_chat_request import decode_request, encode_request
-from cliproxyd.formats._openai_chat_stream import StreamDecoder, StreamEncoder, stop_reason_for
+from cliproxyd.formats._openai_chat_stream import (
+    StreamDecoder,
+    StreamEncoder,
+    stop_reason_for,
+)
 
 __all__ = [
     "decode_request", "encode_request", "decode_response", "encode_response", "render_error",

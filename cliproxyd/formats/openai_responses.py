@@ -26,12 +26,13 @@ import copy
 import hashlib
 import json
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError
+from cliproxyd.formats import _openai_responses_common as common
 from cliproxyd.formats import ir
 from cliproxyd.formats import reasoning as levels
-from cliproxyd.formats import _openai_responses_common as common
 from cliproxyd.formats._openai_chat_common import openai_user
 from cliproxyd.formats._openai_responses_common import render_error
 from cliproxyd.formats._openai_responses_stream import StreamDecoder, StreamEncoder
