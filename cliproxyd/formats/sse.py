@@ -125,25 +125,9 @@ class Parser:
         return True
 
     def _drain(self) -> list[Event]:
-        buf = self._buf
-        if b"\r" not in buf:
+        if b"\r" not in self._buf:
             return self._drain_lf()
-        out: list[Event] = []
-        pos = 0
-        # The unfinished line kept from earlier chunks holds no line end: scan only new bytes,
-        # so a long line arriving in many chunks costs linear, not quadratic, time.
-        m = _LINE_END.search(buf, self._scanned)
-        while m is not None:
-            if m.group() == b"\r" and m.end() == len(buf):
-                self._skip_lf = True  # maybe the CR of a CRLF split across chunks
-            out += self._line(bytes(buf[pos:m.start()]))
-            pos = m.end()
-            m = _LINE_END.search(buf, pos)
-        del buf[:pos]
-        self._scanned = len(buf)
-        if len(buf) > self.max_size:
-            raise _too_large("line", self.max_size)
-        return out
+        return self._drain_lines()
 
     def _drain_lf(self) -> list[Event]:
         """`_drain` for the usual LF-only input: every complete line decoded in one go.
@@ -173,11 +157,16 @@ class Parser:
         return out
 
     def _drain_lines(self) -> list[Event]:
+        """Every complete line, one at a time (any line ends: CR, LF, CRLF)."""
+        buf = self._buf
         out: list[Event] = []
         pos = 0
-        buf = self._buf
+        # The unfinished line kept from earlier chunks holds no line end: scan only new bytes,
+        # so a long line arriving in many chunks costs linear, not quadratic, time.
         m = _LINE_END.search(buf, self._scanned)
         while m is not None:
+            if m.group() == b"\r" and m.end() == len(buf):
+                self._skip_lf = True  # maybe the CR of a CRLF split across chunks
             out += self._line(bytes(buf[pos:m.start()]))
             pos = m.end()
             m = _LINE_END.search(buf, pos)
