@@ -252,7 +252,7 @@ class Pipeline:
             response = await self._send(provider, wire, cred, sink, None)
             self._plain_answer(plan, upstream, passthrough, response, outcome, options)
             return
-        relay = _Relay(plan, upstream, passthrough, sink, options)
+        relay = _Relay(plan, upstream, passthrough, sink, options, cred)
         try:
             await self._send(provider, wire, cred, sink, relay.feed)
         except ProxyError as err:
@@ -400,8 +400,8 @@ class _Relay:
     """Upstream stream bytes → SSE events → IR events → client wire events (or an aggregate)."""
 
     def __init__(self, plan: _Plan, upstream: Any, passthrough: bool, sink: Sink,
-                 options: Mapping[str, Any]) -> None:
-        self.plan, self.passthrough, self.sink = plan, passthrough, sink
+                 options: Mapping[str, Any], cred: Credential) -> None:
+        self.plan, self.passthrough, self.sink, self.cred = plan, passthrough, sink, cred
         self.parser = sse.Parser()
         self.decoder = upstream.StreamDecoder(**options)
         self.encoder = plan.client.stream_encoder(plan.ctx) if plan.stream else None
@@ -462,9 +462,11 @@ class _Relay:
             decoded += out
         if ending:
             decoded += self.decoder.finish()
-        for event in decoded:
+        for i, event in enumerate(decoded):
             if isinstance(event, ir.UsageUpdate):
                 self.usage = self.usage.merged(event.usage)
+            elif isinstance(event, ir.StreamError):  # its text came from the upstream
+                decoded[i] = ir.StreamError(_scrub(event.error, self.cred))
         return self._dispatch(decoded, raw, ending)
 
     def _forward(self, decoded: list[ir.StreamEvent]) -> bool:

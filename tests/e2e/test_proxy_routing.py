@@ -406,3 +406,26 @@ def test_model_listing_errors_follow_the_clients_shape(daemon):
     assert openai_style.status == 401 and "type" not in openai_style.json()
     with pytest.raises(anthropic.AuthenticationError):
         anthropic.Anthropic(base_url=d.url, api_key="wrong", max_retries=0).models.list()
+
+
+def test_in_stream_upstream_errors_never_echo_the_key(daemon, fresh):
+    fake, _ = fresh
+    secret = "key-echo-secret-000000001"
+    d = daemon({"api-keys": [KEY], "debug": True,
+                "claude-api-key": claude_keys(fake, secret)})
+    fake.set_reply(text="a reply that the upstream will break off", chunks=6)
+    fake.set_mode("echo_error")
+    for path, body in [
+        ("/v1/chat/completions", {"model": "claude-sonnet-4-5", "stream": True, **CHAT}),
+        # another model: an HTTP-level failure cools the first one down
+        ("/v1/messages", {"model": "claude-opus-4-1", "max_tokens": 50, "stream": True,
+                          **CHAT}),
+    ]:
+        r = d.request("POST", path, headers=AUTH, json_body=body)
+        text = r.body.decode()
+        # Before any output reached the client the failure is an HTTP error status; after, the
+        # format's in-stream error event.  Either way the upstream's words arrive masked.
+        assert r.status == 200 or r.status >= 500, path
+        assert "error" in text and "overloaded" in text, path
+        assert secret not in text and "[redacted]" in text, path
+    assert secret not in d.logs

@@ -25,7 +25,8 @@ Failure modes (`MODES`), for every request, for one key, or for the next N reque
 ``ok``, ``400``, ``429`` (optionally with ``Retry-After``), ``500``, ``401``, ``slow`` (wait ``delay``
 seconds before the first byte, then ok), ``stall`` (send the first part of the answer, then
 nothing until the client goes away), ``drop`` (send the first part, then close the connection),
-``malformed`` (invalid JSON with status 200), ``truncated`` (a stream that ends cleanly but
+``echo_error`` (Claude only: a stream that starts, then Anthropic's in-stream ``error`` event
+echoing the request's key), ``malformed`` (invalid JSON with status 200), ``truncated`` (a stream that ends cleanly but
 without its terminal event; a non-stream body cut in half), ``html_error`` (a 502 HTML page).
 Error statuses use the provider's own error body.  Client disconnects are counted.
 
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 KINDS = ("gemini", "claude", "openai", "responses")
-MODES = ("ok", "400", "429", "500", "401", "slow", "stall", "drop", "malformed", "truncated",
+MODES = ("ok", "400", "429", "500", "401", "echo_error", "slow", "stall", "drop", "malformed", "truncated",
          "html_error")
 CREATED = 1_700_000_000  # a fixed timestamp: fakes need no clock
 STALL_LIMIT = 600.0  # a stalled handler gives up after this long even if nobody disconnects
@@ -602,6 +603,11 @@ class _Handler(tornado.web.RequestHandler):
             tail = []
         elif mode.name in ("stall", "drop"):
             frames, tail = frames[:2], []
+        elif mode.name == "echo_error" and self.state.kind == "claude":
+            # Anthropic's in-stream error event, with a message that echoes the key it was sent
+            # (a careless upstream or gateway): the proxy must never pass that on.
+            echo = f"overloaded; request from key {self._key()}"
+            frames, tail = frames[:2], [_sse(self.fmt.error(529, echo), "error")]
         await self._emit(frames, tail, mode)
 
     async def _emit(self, frames: list[bytes], tail: list[bytes], mode: Mode) -> None:
