@@ -189,11 +189,12 @@ class Pipeline:
             outcome.upstream_model = upstream_model
             try:
                 await self._attempt(plan, cred, upstream_model, sink, outcome)
-            except ProxyError as err:
+            except ProxyError as raised:
+                err = _scrub(raised, cred)  # upstream words reach logs and the client: mask keys
                 outcome.failures.append((cred.kind, err))
                 self._report(cred, upstream_model, err, sink)
                 if sink.started or not should_retry(err):
-                    raise
+                    raise err from raised.__cause__
                 log.info("attempt %d on %s failed (%s); trying the next credential",
                          outcome.attempts, cred.label, err)
                 last = err
@@ -297,8 +298,7 @@ class Pipeline:
         finally:
             sink.watch(None)
         if not response.ok:
-            raise _scrub(provider.classify_error(response.status, response.headers,
-                                                 response.body), cred)
+            raise provider.classify_error(response.status, response.headers, response.body)
         return response
 
     def _plain_answer(self, plan: _Plan, upstream: Any, passthrough: bool,
@@ -344,7 +344,10 @@ class Pipeline:
         forward = getattr(provider, "with_client_headers", None)
         if forward is not None:
             wire = forward(wire, client_headers or {})
-        response = await self._send(provider, wire, cred, _NullSink(), None)
+        try:
+            response = await self._send(provider, wire, cred, _NullSink(), None)
+        except ProxyError as err:
+            raise _scrub(err, cred) from err.__cause__
         try:
             return int(upstream.decode_count_tokens_response(json.loads(response.body)))
         except Exception as exc:
