@@ -3,6 +3,7 @@ at the end of the test."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Daemon
+
+# The fake OAuth providers serve plain HTTP on 127.0.0.1; oauthlib refuses that without its own
+# switch.  Daemon subprocesses inherit it through the harness environment.
+os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
 
 
 @pytest.fixture
