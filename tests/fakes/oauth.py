@@ -19,18 +19,16 @@ Every token request is recorded (`token_requests`); issued tokens rotate (``...-
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import tornado.httpserver
-import tornado.netutil
 import tornado.web
+
+from tests.fakes.server import BackgroundServer
 
 __all__ = ["FakeOAuth", "TokenCall", "make_jwt"]
 
@@ -206,44 +204,16 @@ class _UserInfo(tornado.web.RequestHandler):
         self.finish({"email": self.s.email})
 
 
-class FakeOAuth:
+class FakeOAuth(BackgroundServer):
     """The fake provider in its own thread; see the module docstring."""
 
     def __init__(self, kind: str) -> None:
         self.state = _State(kind)
         self.kind = kind
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: tornado.httpserver.HTTPServer | None = None
-        self.port = 0
-        self._thread = threading.Thread(target=self._run, name=f"fake-oauth-{kind}", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake OAuth provider did not start")
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
         args = {"state": self.state}
-
-        async def serve() -> None:
-            app = tornado.web.Application([(r"/authorize", _Authorize, args),
-                                           (r"/token", _Token, args),
-                                           (r"/userinfo", _UserInfo, args)])
-            self._server = tornado.httpserver.HTTPServer(app)
-            self._server.add_sockets(sockets)
-
-        loop.run_until_complete(serve())
-        self._loop = loop
-        self._ready.set()
-        loop.run_forever()
-        loop.close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(lambda: tornado.web.Application([
+            (r"/authorize", _Authorize, args), (r"/token", _Token, args),
+            (r"/userinfo", _UserInfo, args)]), f"fake-oauth-{kind}")
 
     def config(self, api_base_url: str, redirect_port: int) -> dict[str, Any]:
         """The ``oauth.<kind>`` config block pointing at this fake."""
@@ -262,16 +232,3 @@ class FakeOAuth:
     def accept_refresh_token(self, token: str) -> None:
         """Let a refresh token written by hand be redeemed once."""
         self.state.refresh_tokens.add(token)
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None or not self._thread.is_alive():
-            return
-
-        def shutdown() -> None:
-            if self._server is not None:
-                self._server.stop()
-            loop.stop()
-
-        loop.call_soon_threadsafe(shutdown)
-        self._thread.join(5)

@@ -40,13 +40,14 @@ import asyncio
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
 from cliproxyd.formats.sse import JSONArrayWriter
+from tests.fakes.server import BackgroundServer
 
 __all__ = [
     "KINDS",
@@ -652,36 +653,13 @@ def make_app(kind: str, state: FakeState | None = None) -> tornado.web.Applicati
     return tornado.web.Application(routes[kind])
 
 
-class FakeUpstream:
+class FakeUpstream(BackgroundServer):
     """A fake running in its own thread and IOLoop on 127.0.0.1 (see `start_fake`)."""
 
     def __init__(self, kind: str, reply: Reply) -> None:
         self.state = FakeState(kind, reply)
         self.kind = kind
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: tornado.httpserver.HTTPServer | None = None
-        self.port = 0
-        self._thread = threading.Thread(target=self._run, name=f"fake-{kind}", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake upstream did not start")
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-
-        async def serve() -> None:
-            self._server = tornado.httpserver.HTTPServer(make_app(self.kind, self.state))
-            self._server.add_sockets(sockets)
-
-        loop.run_until_complete(serve())
-        self._loop = loop
-        self._ready.set()
-        loop.run_forever()
-        loop.close()
+        super().__init__(lambda: make_app(kind, self.state), f"fake-{kind}")
 
     @property
     def base_url(self) -> str:
@@ -706,28 +684,6 @@ class FakeUpstream:
 
     def wait_disconnects(self, count: int = 1, timeout: float = 5.0) -> bool:
         return self.state.wait_disconnects(count, timeout)
-
-    def stop(self) -> None:
-        """Stop serving and end the thread."""
-        loop = self._loop
-        if loop is None or not self._thread.is_alive():
-            return
-
-        def shutdown() -> None:
-            if self._server is not None:
-                self._server.stop()
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.call_later(0.05, loop.stop)
-
-        loop.call_soon_threadsafe(shutdown)
-        self._thread.join(5)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_fake(kind: str, **reply_opts: Any) -> FakeUpstream:
