@@ -23,7 +23,7 @@ from typing import Any
 from tornado import netutil, web
 from tornado.httpserver import HTTPServer
 
-__all__ = ["Forwarder", "LoopbackServer", "result_page"]
+__all__ = ["Forwarder", "LoopbackServer", "result_page", "send_result_page"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,14 @@ def result_page(ok: bool, message: str = "") -> str:
     close = "<script>setTimeout(function(){window.close();},5000);</script>" if ok else ""
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>"
             f"<body><h1>{title}</h1><p>{detail}</p>{close}</body></html>")
+
+
+def send_result_page(handler: web.RequestHandler, status: int, ok: bool, message: str = "") -> None:
+    """Finish a callback request with `result_page` (never cached: it follows a one-time code)."""
+    handler.set_status(status)
+    handler.set_header("Content-Type", "text/html; charset=utf-8")
+    handler.set_header("Cache-Control", "no-store")
+    handler.finish(result_page(ok, message))
 
 
 def _log_path(handler: web.RequestHandler) -> None:

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from tornado import web
 
 from cliproxyd.credentials import provider_module
-from cliproxyd.credentials.listener import LoopbackServer, result_page
+from cliproxyd.credentials.listener import LoopbackServer, send_result_page
 from cliproxyd.credentials.oauth import (
     FlowError,
     Flows,
@@ -43,10 +43,7 @@ class _Callback(web.RequestHandler):
         self.login = login
 
     def _page(self, status: int, ok: bool, message: str = "") -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(result_page(ok, message))
+        send_result_page(self, status, ok, message)
 
     async def get(self) -> None:
         state = self.get_query_argument("state", "").strip()

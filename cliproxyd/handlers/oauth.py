@@ -27,7 +27,7 @@ import logging
 from typing import Any
 
 from cliproxyd.credentials import PROVIDERS, provider_module
-from cliproxyd.credentials.listener import Forwarder, result_page
+from cliproxyd.credentials.listener import Forwarder, send_result_page
 from cliproxyd.credentials.oauth import FLOW_TTL, FlowError, parse_callback_url
 from cliproxyd.handlers.base import BaseHandler
 from cliproxyd.handlers.management import ManagementHandler
@@ -157,10 +157,7 @@ class CallbackHandler(BaseHandler):
         self.provider = provider
 
     def _page(self, status: int, ok: bool, message: str = "") -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(result_page(ok, message))
+        send_result_page(self, status, ok, message)
 
     async def get(self) -> None:
         if self.provider is None:
