@@ -78,6 +78,14 @@ class ClientSide:
         return cls("openai_chat", lambda body, model: module.decode_legacy_request(body),
                    module.encode_legacy_response, module.LegacyStreamEncoder, passthrough=False)
 
+    @classmethod
+    def chat_from_responses_body(cls) -> "ClientSide":
+        """A Responses-shaped body (``input``/``instructions``, no ``messages``) posted to
+        ``/v1/chat/completions``, answered as chat (CLIProxyAPI accepts these too)."""
+        chat, responses = codec("openai_chat"), codec("openai_responses")
+        return cls("openai_chat", lambda body, model: responses.decode_request(body, model=model),
+                   chat.encode_response, chat.StreamEncoder, passthrough=False)
+
 
 class Sink(Protocol):
     """What the pipeline needs from the handler that owns the client connection."""

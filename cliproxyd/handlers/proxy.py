@@ -222,7 +222,11 @@ class ChatCompletionsHandler(_ProxyHandler):
     client_format = "openai_chat"
 
     async def post(self) -> None:
-        await self.run(ClientSide.of("openai_chat"), self.body_json())
+        body = self.body_json()
+        if "messages" not in body and ("input" in body or "instructions" in body):
+            await self.run(ClientSide.chat_from_responses_body(), body)
+            return
+        await self.run(ClientSide.of("openai_chat"), body)
 
 
 class CompletionsHandler(_ProxyHandler):

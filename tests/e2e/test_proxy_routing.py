@@ -429,3 +429,27 @@ def test_in_stream_upstream_errors_never_echo_the_key(daemon, fresh):
         assert "error" in text and "overloaded" in text, path
         assert secret not in text and "[redacted]" in text, path
     assert secret not in d.logs
+
+
+def test_chat_completions_accepts_a_responses_shaped_body(daemon, fresh):
+    fake, _ = fresh
+    d = daemon({"api-keys": [KEY], "claude-api-key": claude_keys(fake, "key-rshape-001")})
+    r = d.request("POST", "/v1/chat/completions", headers=AUTH, json_body={
+        "model": "claude-sonnet-4-5", "instructions": "Be brief.",
+        "input": [{"role": "user", "content": "Say hello"}]})
+    assert r.status == 200, r.body
+    assert r.json()["object"] == "chat.completion"
+    assert r.json()["choices"][0]["message"]["content"] == "Hello from claude-sonnet-4-5."
+    sent = fake.requests[-1].body
+    assert "Be brief." in json.dumps(sent["system"]) and "Say hello" in json.dumps(sent["messages"])
+    fake.set_reply(text="streamed hello", chunks=3)
+    r = d.request("POST", "/v1/chat/completions", headers=AUTH, json_body={
+        "model": "claude-sonnet-4-5", "input": "hi", "stream": True})
+    text = "".join(json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                   for line in r.body.decode().splitlines()
+                   if line.startswith("data: {") and json.loads(line[6:])["choices"])
+    assert r.status == 200 and text == "streamed hello" and r.body.decode().rstrip().endswith("[DONE]")
+    # A body with neither messages nor input is still the chat codec's clear 400.
+    bad = d.request("POST", "/v1/chat/completions", headers=AUTH,
+                    json_body={"model": "claude-sonnet-4-5"})
+    assert bad.status == 400 and "messages" in bad.json()["error"]["message"]
