@@ -14,9 +14,9 @@ import openai
 import pytest
 from google import genai
 from google.genai import types as gtypes
-
 from harness import Daemon
-from tests.fakes.upstreams import start_fake
+
+from tests.e2e.stack import provider_config, start_fakes
 
 CLIENT_KEY = "client-key-0123456789"
 UPSTREAMS = {
@@ -37,24 +37,8 @@ WEATHER_TOOL = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    fakes = {kind: start_fake(kind) for kind in ("gemini", "claude", "openai", "responses")}
-    by_kind = {kind: (alias, model, key) for alias, (kind, model, key) in UPSTREAMS.items()}
-
-    def entry(kind: str, base: str) -> dict:
-        alias, model, key = by_kind[kind]
-        return {"api-key": key, "base-url": base, "models": [{"name": model, "alias": alias}]}
-
-    alias, model, key = by_kind["openai"]
-    config = {
-        "api-keys": [CLIENT_KEY],
-        "gemini-api-key": [entry("gemini", fakes["gemini"].base_url)],
-        "claude-api-key": [entry("claude", fakes["claude"].base_url)],
-        "codex-api-key": [entry("responses", fakes["responses"].base_url + "/v1")],
-        "openai-compatibility": [{
-            "name": "compat", "base-url": fakes["openai"].base_url + "/v1",
-            "api-key-entries": [{"api-key": key}], "models": [{"name": model, "alias": alias}],
-        }],
-    }
+    fakes = start_fakes()
+    config = {"api-keys": [CLIENT_KEY], **provider_config(fakes, UPSTREAMS)}
     daemon = Daemon(tmp_path_factory.mktemp("matrix"), config).start()
     yield daemon, fakes
     daemon.stop()

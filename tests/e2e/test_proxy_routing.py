@@ -12,8 +12,8 @@ import time
 import anthropic
 import openai
 import pytest
-
 from harness import Daemon, free_port
+
 from tests.fakes.upstreams import start_fake
 
 KEY = "client-key-routing-0001"

@@ -18,9 +18,9 @@ import json
 import anthropic
 import openai
 import pytest
-
 from harness import Daemon
-from tests.fakes.upstreams import start_fake
+
+from tests.e2e.stack import provider_config, start_fakes
 
 CLIENT_KEY = "client-key-realistic-0123"
 UPSTREAMS = {
@@ -36,25 +36,9 @@ ALL = sorted(KIND_ALIAS)
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    fakes = {kind: start_fake(kind) for kind in ("gemini", "claude", "openai", "responses")}
-
-    def entry(kind: str, base: str) -> dict:
-        alias = KIND_ALIAS[kind]
-        _, model, key = UPSTREAMS[alias]
-        return {"api-key": key, "base-url": base, "models": [{"name": model, "alias": alias}]}
-
-    _, model, key = UPSTREAMS["o-model"]
-    config = {
-        "api-keys": [CLIENT_KEY],
-        "gemini-api-key": [entry("gemini", fakes["gemini"].base_url)],
-        "claude-api-key": [dict(entry("claude", fakes["claude"].base_url),
-                                headers={"anthropic-beta": "provider-beta-1"})],
-        "codex-api-key": [entry("responses", fakes["responses"].base_url + "/v1")],
-        "openai-compatibility": [{
-            "name": "compat", "base-url": fakes["openai"].base_url + "/v1",
-            "api-key-entries": [{"api-key": key}], "models": [{"name": model, "alias": "o-model"}],
-        }],
-    }
+    fakes = start_fakes()
+    config = {"api-keys": [CLIENT_KEY], **provider_config(fakes, UPSTREAMS)}
+    config["claude-api-key"][0]["headers"] = {"anthropic-beta": "provider-beta-1"}
     daemon = Daemon(tmp_path_factory.mktemp("realistic"), config).start()
     yield daemon, fakes
     daemon.stop()

@@ -23,7 +23,8 @@ from harness import Daemon
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.fakes.upstreams import start_fake
+from tests.e2e.stack import KINDS, start_fakes
+from tests.e2e.stack import provider_config as shared_provider_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,34 +46,14 @@ TERMINAL = ("response.completed", "response.incomplete", "response.failed", "err
 WAIT = 30.0  # a bound on waits, not an assertion about speed
 
 
-def provider_config(fakes: dict, kinds: tuple[str, ...] = ("gemini", "claude", "responses",
-                                                           "openai")) -> dict[str, Any]:
+def provider_config(fakes: dict, kinds: tuple[str, ...] = KINDS) -> dict[str, Any]:
     """Provider entries pointing at the fakes, each serving its alias."""
-    by_kind = {kind: (alias, model, key) for alias, (kind, model, key) in UPSTREAMS.items()}
-
-    def entry(kind: str, base: str) -> dict:
-        alias, model, key = by_kind[kind]
-        return {"api-key": key, "base-url": base, "models": [{"name": model, "alias": alias}]}
-
-    config: dict[str, Any] = {}
-    if "gemini" in kinds:
-        config["gemini-api-key"] = [entry("gemini", fakes["gemini"].base_url)]
-    if "claude" in kinds:
-        config["claude-api-key"] = [entry("claude", fakes["claude"].base_url)]
-    if "responses" in kinds:
-        config["codex-api-key"] = [entry("responses", fakes["responses"].base_url + "/v1")]
-    if "openai" in kinds:
-        alias, model, key = by_kind["openai"]
-        config["openai-compatibility"] = [{
-            "name": "compat", "base-url": fakes["openai"].base_url + "/v1",
-            "api-key-entries": [{"api-key": key}], "models": [{"name": model, "alias": alias}],
-        }]
-    return config
+    return shared_provider_config(fakes, UPSTREAMS, kinds)
 
 
 @pytest.fixture(scope="module")
 def fakes():
-    made = {kind: start_fake(kind) for kind in ("gemini", "claude", "openai", "responses")}
+    made = start_fakes()
     yield made
     for fake in made.values():
         fake.stop()
