@@ -466,12 +466,16 @@ class _Relay:
         decoded: list[ir.StreamEvent] = []
         raw: list[sse.Event] = []
         feed, passthrough = self.decoder.feed, self.passthrough
+        failed = False
         for event in events:
             out = feed(event)
             if passthrough and self._forward(out):
                 raw.append(event)
             decoded += out
-        if ending:
+            if any(isinstance(e, ir.StreamError) for e in out):
+                failed = True  # the stream is over: whatever the upstream sent after it is not
+                break          # passed on (a terminator there would read as a clean end)
+        if ending and not failed:
             decoded += self.decoder.finish()
         for i, event in enumerate(decoded):
             if isinstance(event, ir.UsageUpdate):

@@ -4,6 +4,7 @@ broken upstream, client disconnect), each in the client's own format."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import socket
@@ -12,8 +13,10 @@ import time
 import anthropic
 import openai
 import pytest
+import tornado.web
 from harness import Daemon, free_port
 
+from tests.fakes.server import BackgroundServer
 from tests.fakes.upstreams import start_fake
 
 KEY = "client-key-routing-0001"
@@ -453,3 +456,50 @@ def test_chat_completions_accepts_a_responses_shaped_body(daemon, fresh):
     bad = d.request("POST", "/v1/chat/completions", headers=AUTH,
                     json_body={"model": "claude-sonnet-4-5"})
     assert bad.status == 400 and "messages" in bad.json()["error"]["message"]
+
+
+class _ErrorThenTerminator(tornado.web.RequestHandler):
+    """An upstream that sends a good event, then in one write a malformed event and its
+    format's clean terminator."""
+
+    FIRST = {
+        "responses": b'event: response.created\ndata: {"type":"response.created",'
+                     b'"sequence_number":0,"response":{"id":"resp_1","object":"response",'
+                     b'"created_at":1,"status":"in_progress","model":"gpt-5","output":[]}}\n\n',
+        "chat": b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+                b'"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},'
+                b'"finish_reason":null}]}\n\n',
+    }
+    LAST = {
+        "responses": b'event: response.completed\ndata: {"type":"response.completed",'
+                     b'"sequence_number":2,"response":{"id":"resp_1","object":"response",'
+                     b'"created_at":1,"status":"completed","model":"gpt-5","output":[]}}\n\n',
+        "chat": b"data: [DONE]\n\n",
+    }
+
+    async def post(self) -> None:
+        kind = "responses" if self.request.path.endswith("/responses") else "chat"
+        self.set_header("Content-Type", "text/event-stream")
+        self.write(self.FIRST[kind])
+        await self.flush()
+        await asyncio.sleep(0.2)  # the client's stream starts with the good event
+        self.finish(b"data: {this is not json\n\n" + self.LAST[kind])
+
+
+def test_nothing_after_an_upstream_stream_error_is_passed_on(daemon):
+    with BackgroundServer(lambda: tornado.web.Application([(r".*", _ErrorThenTerminator)]),
+                          "error-then-terminator") as upstream:
+        d = daemon({"api-keys": [KEY], "request-retry": 0,
+                    "codex-api-key": [{"api-key": "key-err-term-01", "base-url": upstream.url,
+                                       "models": [{"name": "gpt-5", "alias": "x"}]}],
+                    "openai-compatibility": [{"name": "c", "base-url": upstream.url,
+                                              "api-key-entries": [{"api-key": "key-err-term-02"}],
+                                              "models": [{"name": "m", "alias": "o"}]}]})
+        # The stream ends with the format's error; the terminator after it is not passed on.
+        r = d.request("POST", "/v1/responses", headers=AUTH,
+                      json_body={"model": "x", "input": "hi", "stream": True})
+        assert r.status == 200 and b"event: error" in r.body
+        assert b"response.completed" not in r.body and b"response.failed" in r.body
+        r = d.request("POST", "/v1/chat/completions", headers=AUTH,
+                      json_body={"model": "o", "stream": True, **CHAT})
+        assert r.status == 200 and b'"error"' in r.body and b"[DONE]" not in r.body
