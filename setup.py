@@ -25,6 +25,10 @@ setup(
         "requests>=2.28",  # OAuth token endpoints (cliproxyd.credentials.tokens)
         "sdnotify>=0.3.2",
         "prometheus-client>=0.20",
+        # pycurl: Tornado's curl_httpclient keeps upstream connections alive (the simple client
+        # opens one per request), does DNS asynchronously and speaks SOCKS and HTTPS proxies;
+        # on the benchmark it is the largest single gain (issue 8).  Wheels bundle libcurl.
+        "pycurl>=7.45",
         # bcrypt: `secret-key` may be a bcrypt hash as CLIProxyAPI writes them; hashing is not
         # something to write ourselves.
         "bcrypt>=4.0",

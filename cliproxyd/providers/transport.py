@@ -1,55 +1,57 @@
-"""Upstream HTTP: the only module that uses Tornado's AsyncHTTPClient.
+"""Upstream HTTP: the only module that sends requests to upstreams.
 
 Owns sending a `WireRequest` and getting bytes back with timeouts that fit long streams
-(DESIGN.md "Tornado notes", STYLE.md §6.2.10):
+(DESIGN.md "Tornado notes", STYLE.md §6.2.10).  The client is Tornado's ``curl_httpclient``
+(libcurl through pycurl) because it keeps upstream connections alive and reuses them, which
+Tornado's simple client cannot: on the benchmark (issue 8) that is most of what a proxy costs.
 
-* ``connect_timeout`` is Tornado's own (DNS + TCP + TLS).
+* ``connect_timeout`` is libcurl's (DNS + TCP + TLS; DNS is asynchronous in libcurl).
 * A first-byte watchdog: no response status line within ``first_byte_timeout`` seconds of the
   start → 504.  Then an idle watchdog: no header line or body chunk for ``idle_timeout`` seconds
-  → 504.  Tornado's whole-request ``request_timeout`` is set to a day, as a last-resort net only,
-  so a long healthy stream is never cut.
-* The status line and headers are captured with ``header_callback`` before any body arrives, so
-  a 2xx body goes to ``on_chunk`` as it comes while a non-2xx body is buffered and returned (not
+  → 504.  libcurl's whole-request timeout is set to a day, as a last-resort net only, so a long
+  healthy stream is never cut.
+* The status line and headers are captured as libcurl reports them, before any body, so a 2xx
+  body goes to ``on_chunk`` as it comes while a non-2xx body is buffered and returned (not
   raised) for `Provider.classify_error`.
-* `UpstreamCall.cancel()` aborts the request and closes the socket at once (the upstream sees
-  the disconnect); the handler calls it from ``on_connection_close``.
+* Back-pressure: when ``on_chunk`` returns an awaitable (a client flush), libcurl is told to
+  pause the transfer (``CURL_WRITEFUNC_PAUSE``) until it completes, so a slow client never makes
+  the daemon buffer a fast upstream's stream; that wait is not upstream idle time.
+* `UpstreamCall.cancel()` removes the transfer from libcurl at once; an unfinished transfer's
+  connection is closed, not pooled (the upstream sees the disconnect).  The handler calls it
+  from ``on_connection_close``.
+* Application code never runs inside a libcurl callback (libcurl forbids re-entering it from
+  there): header lines and body chunks are queued and handed over from the IOLoop.
 
 Failures become `ProxyError`s with a transport code (see `routing.pool`): connection refused,
 reset or DNS failure → 502 ``upstream_connect_failed``; a connect timeout → 504
 ``upstream_connect_failed``; a watchdog timeout → 504 ``upstream_timeout``; the connection lost
 after the status line → 502 ``upstream_connection_lost``; a cancel → 499 ``client_cancelled``.
 
-Tornado's simple client exposes no public abort, so `_AbortableClient` subclasses it through its
-``_connection_class`` hook and aborts a connection with ``_handle_exception`` (the same path its
-own timeouts take).  An outbound proxy (``proxy-url``, ``http://[user:pass@]host:port``) is used
-through an HTTP CONNECT tunnel (`_TunnelTCPClient`), TLS to the upstream running inside it; other
-proxy schemes (socks5, https) fail with a clear 502 instead of silently going direct.
+An outbound proxy (``proxy-url``) is libcurl's: ``http://`` and ``https://`` proxies always
+tunnel with CONNECT (the proxy sees only host and port, TLS runs end to end inside), and
+``socks4``/``socks4a``/``socks5``/``socks5h`` are spoken natively; credentials come from the URL.
+Any other scheme fails with a clear 502 instead of silently going direct.  TLS verification
+uses the same trust store as Python's ``ssl`` module (``SSL_CERT_FILE`` honoured).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import collections
 import logging
-import socket
+import os
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+import pycurl
 from tornado import httputil
+from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
 from tornado.httpclient import HTTPRequest, HTTPResponse
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream, StreamClosedError
-from tornado.netutil import DefaultLoopResolver, Resolver, is_valid_ip
-from tornado.simple_httpclient import (
-    HTTPStreamClosedError,
-    HTTPTimeoutError,
-    SimpleAsyncHTTPClient,
-    _HTTPConnection,
-)
-from tornado.tcpclient import TCPClient
 
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.providers.base import WireRequest
@@ -68,6 +70,7 @@ ChunkCallback = Callable[[bytes], "Awaitable[None] | None"]
 _SAFETY_REQUEST_TIMEOUT = 24 * 3600.0
 _DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # buffered (non-streamed or error) bodies
 _STREAM_MAX_BODY = 1 << 40  # streamed bodies are not buffered: no practical limit
+_PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
 
 
 @dataclass(frozen=True)
@@ -94,46 +97,6 @@ def _flatten(headers: httputil.HTTPHeaders) -> Mapping[str, str]:
     return MappingProxyType(flat)
 
 
-class _AbortableConnection(_HTTPConnection):
-    """A simple-client connection that registers itself with its `UpstreamCall`."""
-
-    def __init__(self, client: Any, request: Any, *args: Any) -> None:
-        super().__init__(client, request, *args)
-        call = getattr(request, "cliproxyd_call", None)
-        if call is not None:
-            call._attach(self)
-
-    def abort(self, reason: str) -> None:
-        """Fail the fetch now and close the socket (Tornado's own timeout path)."""
-        err = HTTPStreamClosedError(reason)
-        self._handle_exception(type(err), err, None)
-
-
-class _AbortableClient(SimpleAsyncHTTPClient):
-    def _connection_class(self) -> type:
-        return _AbortableConnection
-
-
-class _LiteralResolver(Resolver):
-    """An IP-literal host (a local model server, a test upstream) needs no lookup; the default
-    resolver would still hop to a thread pool for ``getaddrinfo`` on every request (Tornado's
-    client opens a connection per request).  Names go to the default resolver."""
-
-    def initialize(self) -> None:  # type: ignore[override]
-        self._names = DefaultLoopResolver()
-
-    async def resolve(self, host: str, port: int,
-                      family: socket.AddressFamily = socket.AF_UNSPEC) -> list[tuple[int, Any]]:
-        if is_valid_ip(host):
-            if ":" in host:
-                return [(socket.AF_INET6, (host, port, 0, 0))]
-            return [(socket.AF_INET, (host, port))]
-        return await self._names.resolve(host, port, family)
-
-    def close(self) -> None:
-        self._names.close()
-
-
 class UpstreamCall:
     """One upstream request in flight: `cancel()` it, or `await result()`."""
 
@@ -148,20 +111,35 @@ class UpstreamCall:
         self._done: asyncio.Future[UpstreamResponse] = asyncio.get_running_loop().create_future()
         # A failure nobody awaits (cancelled before `result()`) must not log "never retrieved".
         self._done.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._conn: _AbortableConnection | None = None
+        self._client: _CurlClient | None = None
+        self._curl: pycurl.Curl | None = None
+        self._curl_info: object = None  # identifies our transfer on a reusable curl handle
         self._timer: object | None = None
         self.status: int | None = None
         self._headers = httputil.HTTPHeaders()
         self._buffer = bytearray()
-        self._paused = 0  # > 0 while waiting for the consumer (back-pressure)
+        # Body chunks from libcurl waiting for the IOLoop, and the back-pressure state.
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._flush_scheduled = False
+        self._holding = False      # the consumer has not finished with the last chunk
+        self._curl_paused = False  # libcurl was told to pause the transfer meanwhile
+        self._final: asyncio.Future[HTTPResponse] | None = None  # completed, not yet delivered
+        self._tunnel_head = False  # an HTTP proxy's CONNECT answer comes before the response
+        self._paused = 0  # > 0 while waiting for the consumer (the watchdog then waits too)
         self.bytes_received = 0
 
     # -- wiring -----------------------------------------------------------------------------------
 
-    def _attach(self, conn: _AbortableConnection) -> None:
-        self._conn = conn
-        if self._done.done():  # cancelled before the connection existed
-            conn.abort("cancelled")
+    def _attach(self, client: _CurlClient, curl: pycurl.Curl) -> None:
+        self._client, self._curl, self._curl_info = client, curl, curl.info  # type: ignore[attr-defined]
+
+    def _detach(self) -> tuple[_CurlClient | None, pycurl.Curl | None]:
+        """Forget the handle (libcurl reuses it for other requests once ours is finished);
+        returns it if our transfer is still the one on it."""
+        client, curl = self._client, self._curl
+        mine = curl is not None and getattr(curl, "info", None) is self._curl_info
+        self._client = self._curl = self._curl_info = None
+        return (client, curl) if mine else (None, None)
 
     def _begin(self, fetch: asyncio.Future[HTTPResponse]) -> None:
         fetch.add_done_callback(self._fetched)
@@ -175,7 +153,7 @@ class UpstreamCall:
         if self._done.done():
             return
         now = self._loop.time()
-        if self._paused:  # our consumer is slow, not the upstream
+        if self._paused or self._holding:  # our consumer is slow, not the upstream
             self._arm(now + self._idle_timeout)
             return
         if self.status is None:
@@ -189,19 +167,78 @@ class UpstreamCall:
         self._fail(ProxyError(ErrorKind.UPSTREAM_TIMEOUT, f"Upstream timed out ({what}: no data "
                               f"for {limit:g}s).", code=CODE_TIMEOUT))
 
-    # -- callbacks from Tornado -------------------------------------------------------------------
+    # -- from libcurl (inside its callbacks: queue only, never run application code) --------------
+
+    def _curl_write(self, chunk: bytes) -> int | None:
+        if self._holding:
+            # Not consumed: libcurl keeps it and hands it over again after PAUSE_CONT.
+            self._curl_paused = True
+            return pycurl.WRITEFUNC_PAUSE
+        self._queue.append(chunk)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.add_callback(self._flush)
+        return None
+
+    # -- on the IOLoop ----------------------------------------------------------------------------
 
     def _on_header_line(self, line: str) -> None:
         self._last_activity = self._loop.time()
+        if self._tunnel_head:
+            # The proxy's answer to CONNECT is not the upstream's: skip it up to its blank line.
+            # (A refusal fails the transfer in libcurl, before any upstream status.)
+            self._tunnel_head = bool(line.strip()) or line.startswith("HTTP/")
+            return
         if line.startswith("HTTP/"):
-            start = httputil.parse_response_start_line(line.strip())
+            # "HTTP/1.1 200 OK", "HTTP/2 200"; a 1xx comes first and is replaced by the final
+            # status line and its headers.
+            parts = line.split(None, 2)
+            if len(parts) < 2 or not parts[1].isdigit():
+                return
             first = self.status is None
-            self.status, self._headers = start.code, httputil.HTTPHeaders()
+            self.status, self._headers = int(parts[1]), httputil.HTTPHeaders()
             if first and not self._done.done():  # from now on the idle limit applies
                 self._stop_timer()
                 self._arm(self._last_activity + self._idle_timeout)
         elif line.strip():
-            self._headers.parse_line(line)
+            try:
+                self._headers.parse_line(line)
+            except httputil.HTTPInputError:
+                log.debug("ignoring a malformed upstream header line")
+
+    def _flush(self) -> None:
+        """Hand queued chunks to the consumer, stopping while it applies back-pressure."""
+        self._flush_scheduled = False
+        while self._queue and not self._holding:
+            chunk = self._queue.popleft()
+            if self._done.done():
+                continue
+            pending = self._on_body(chunk)
+            if pending is not None:
+                self._holding = True
+                asyncio.ensure_future(pending).add_done_callback(self._release)
+        if not self._holding:
+            self._drained()
+
+    def _release(self, _: object) -> None:
+        self._holding = False
+        self._flush()
+
+    def _drained(self) -> None:
+        """Everything libcurl gave us is delivered: let it go on, or finish the call."""
+        if self._curl_paused:
+            self._curl_paused = False
+            client, curl = self._client, self._curl
+            if curl is not None and getattr(curl, "info", None) is self._curl_info:
+                try:
+                    curl.pause(pycurl.PAUSE_CONT)  # may call _curl_write again, synchronously
+                except pycurl.error:
+                    pass  # the transfer failed while paused; libcurl reports it to _finish
+                else:
+                    client._set_timeout(0)  # type: ignore[union-attr]  # ask for a socket_action
+        if self._final is not None and not self._queue:
+            final, self._final = self._final, None
+            self._fetched(final)
 
     def _on_body(self, chunk: bytes) -> Awaitable[None] | None:
         self._last_activity = self._loop.time()
@@ -216,8 +253,6 @@ class UpstreamCall:
 
     def _deliver(self, chunk: bytes) -> Awaitable[None] | None:
         """Hand a chunk to the consumer; its failure fails the call with its own error."""
-        if self._done.done():
-            return None
         try:
             pending = self._on_chunk(chunk)  # type: ignore[misc]
         except ProxyError as err:
@@ -245,7 +280,11 @@ class UpstreamCall:
             self._last_activity = self._loop.time()
 
     def _fetched(self, fetch: asyncio.Future[HTTPResponse]) -> None:
+        if not fetch.cancelled() and not self._done.done() and (self._queue or self._holding):
+            self._final = fetch  # answer once the consumer has every chunk
+            return
         self._stop_timer()
+        self._detach()
         if fetch.cancelled():
             if not self._done.done():
                 self._done.cancel()
@@ -264,20 +303,21 @@ class UpstreamCall:
     # -- outcomes ---------------------------------------------------------------------------------
 
     def _response(self, response: HTTPResponse) -> UpstreamResponse:
-        headers = self._headers if self.status is not None else response.headers
-        return UpstreamResponse(self.status or response.code, _flatten(headers),
+        return UpstreamResponse(self.status or response.code, _flatten(self._headers),
                                 bytes(self._buffer))
 
     def _map_failure(self, exc: BaseException | None) -> ProxyError:
-        if isinstance(exc, HTTPTimeoutError):
+        errno = getattr(exc, "errno", None)
+        if errno == pycurl.E_OPERATION_TIMEDOUT and self.status is None:
             return ProxyError(ErrorKind.UPSTREAM_TIMEOUT, f"Upstream connect timed out: {exc}",
                               code=CODE_CONNECT_FAILED)
         if self.status is not None:
             return ProxyError(ErrorKind.UPSTREAM_ERROR, "Upstream connection lost mid-response.",
                               status=502, code=CODE_STREAM_BROKEN)
-        reason = type(exc).__name__ if exc is not None else "unknown error"
-        if isinstance(exc, (OSError, StreamClosedError, HTTPStreamClosedError)):
-            reason = f"{reason}: {exc}"
+        if isinstance(exc, CurlError):
+            reason = f"curl error {errno}: {exc.message}"
+        else:
+            reason = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error"
         return ProxyError(ErrorKind.UPSTREAM_ERROR, f"Could not reach the upstream ({reason}).",
                           status=502, code=CODE_CONNECT_FAILED)
 
@@ -286,8 +326,10 @@ class UpstreamCall:
         if self._done.done():
             return
         self._done.set_exception(error)
-        if self._conn is not None:
-            self._conn.abort(error.message)
+        self._queue.clear()
+        client, curl = self._detach()
+        if client is not None and curl is not None:
+            client.abort(curl, error.message)
 
     def _stop_timer(self) -> None:
         if self._timer is not None:
@@ -320,81 +362,77 @@ class UpstreamCall:
             raise
 
 
-class _TunnelTCPClient(TCPClient):
-    """Connects through an HTTP proxy with CONNECT (RFC 9110 §9.3.6), then starts TLS to the
-    upstream itself, so the proxy sees only the host and port."""
-
-    def __init__(self, host: str, port: int, auth: str | None) -> None:
-        super().__init__()
-        self._proxy = (host, port)
-        self._auth = auth
-
-    async def connect(self, host: str, port: int, af: socket.AddressFamily = socket.AF_UNSPEC,
-                      ssl_options: Any = None, max_buffer_size: int | None = None,
-                      source_ip: str | None = None, source_port: int | None = None,
-                      timeout: Any = None) -> IOStream:
-        stream = await super().connect(*self._proxy, af=af, max_buffer_size=max_buffer_size,
-                                       source_ip=source_ip, source_port=source_port,
-                                       timeout=timeout)
-        try:
-            handshake = self._handshake(stream, host, port)
-            await (asyncio.wait_for(handshake, timeout) if timeout else handshake)
-            if ssl_options is not None:
-                stream = await stream.start_tls(False, ssl_options=ssl_options,
-                                                server_hostname=host)
-        except BaseException:
-            stream.close()
-            raise
-        return stream
-
-    async def _handshake(self, stream: IOStream, host: str, port: int) -> None:
-        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
-        if self._auth:
-            lines.append(f"Proxy-Authorization: {self._auth}")
-        await stream.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        head = await stream.read_until_regex(b"\r?\n\r?\n", max_bytes=65536)
-        status = httputil.parse_response_start_line(head.split(b"\n", 1)[0].decode("latin-1").strip())
-        if not 200 <= status.code < 300:
-            raise ConnectionRefusedError(f"proxy CONNECT answered {status.code}")
+def _trust_store() -> tuple[str | None, str | None]:
+    """The CA file and directory Python's ``ssl`` would use, for libcurl to use too."""
+    paths = ssl.get_default_verify_paths()
+    cafile = os.environ.get(paths.openssl_cafile_env) or paths.cafile
+    capath = os.environ.get(paths.openssl_capath_env) or paths.capath
+    return (cafile if cafile and os.path.isfile(cafile) else None,
+            capath if capath and os.path.isdir(capath) else None)
 
 
-def _proxy_endpoint(proxy_url: str) -> tuple[str, int, str | None]:
-    """(host, port, Proxy-Authorization value) of an ``http://[user:pass@]host:port`` proxy."""
+class _CurlClient(CurlAsyncHTTPClient):
+    """Tornado's libcurl client with our write callback (back-pressure), abort, proxies and
+    trust store."""
+
+    def initialize(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().initialize(*args, **kwargs)
+        self._cafile, self._capath = _trust_store()
+
+    def _curl_setup_request(self, curl: pycurl.Curl, request: HTTPRequest, buffer: Any,
+                            headers: httputil.HTTPHeaders) -> None:
+        call: UpstreamCall = request.cliproxyd_call  # type: ignore[attr-defined]
+        if call.done:  # cancelled while queued for a free handle
+            raise ConnectionAbortedError("cancelled before the request started")
+        super()._curl_setup_request(curl, request, buffer, headers)
+        # Tornado turns on libcurl's verbose trace when its logger is at DEBUG; that trace
+        # includes request headers, i.e. upstream credentials.  Never.
+        curl.setopt(pycurl.VERBOSE, 0)
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.WRITEFUNCTION, call._curl_write)
+        proxy_url = request.cliproxyd_proxy  # type: ignore[attr-defined]
+        if proxy_url:
+            curl.setopt(pycurl.PROXY, proxy_url)
+            curl.setopt(pycurl.HTTPPROXYTUNNEL, 1)
+            call._tunnel_head = urlsplit(proxy_url).scheme in ("http", "https")
+        if self._cafile:
+            curl.setopt(pycurl.CAINFO, self._cafile)
+        if self._capath:
+            curl.setopt(pycurl.CAPATH, self._capath)
+        call._attach(self, curl)
+
+    def abort(self, curl: pycurl.Curl, reason: str) -> None:
+        """End a transfer now.  Removing an unfinished transfer makes libcurl close its
+        connection rather than pool it."""
+        self._finish(curl, pycurl.E_ABORTED_BY_CALLBACK, reason)
+        self._process_queue()  # a handle is free again
+
+
+def _check_proxy(proxy_url: str) -> None:
     parts = urlsplit(proxy_url)
-    if parts.scheme != "http" or not parts.hostname:
+    if parts.scheme not in _PROXY_SCHEMES or not parts.hostname:
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, f"Unsupported proxy-url scheme "
-                         f"{parts.scheme or '(none)'!r}: only http:// proxies (CONNECT) are "
-                         "supported.", status=502, code=CODE_CONNECT_FAILED)
-    auth = None
-    if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        auth = "Basic " + base64.b64encode(pair.encode()).decode()
-    return parts.hostname, parts.port or 80, auth
+                         f"{parts.scheme or '(none)'!r}: use http, https, socks4, socks4a, "
+                         "socks5 or socks5h.", status=502, code=CODE_CONNECT_FAILED)
 
 
 class Transport:
-    """Upstream HTTP clients (one direct, one per outbound proxy URL in use); one instance per
-    daemon, closed on shutdown."""
+    """The upstream HTTP client; one instance per daemon, closed on shutdown.  Connections to
+    upstreams are kept alive and reused across requests (and across credentials that share a
+    host and proxy)."""
 
     def __init__(self, *, max_clients: int = 1000, max_response_bytes: int = _DEFAULT_MAX_RESPONSE,
                  max_header_size: int = 256 * 1024) -> None:
+        # max_header_size is kept for the callers' sake: libcurl enforces its own header limit.
         self._max_response = max_response_bytes
-        self._options = {"max_clients": max_clients, "max_body_size": _STREAM_MAX_BODY,
-                         "max_header_size": max_header_size}
-        self._clients: dict[str, _AbortableClient] = {}
+        self._max_clients = max_clients
+        self._client: _CurlClient | None = None
 
-    def _client_for(self, proxy_url: str) -> _AbortableClient:
-        client = self._clients.get(proxy_url)
-        if client is None:
-            endpoint = _proxy_endpoint(proxy_url) if proxy_url else None
-            client = _AbortableClient(force_instance=True, resolver=_LiteralResolver(),
-                                      **self._options)
-            if endpoint:
-                client.tcp_client.close()
-                client.tcp_client = _TunnelTCPClient(*endpoint)
-            self._clients[proxy_url] = client
-        return client
+    def _curl_client(self) -> _CurlClient:
+        if self._client is None:  # created on the loop that uses it
+            self._client = _CurlClient(force_instance=True, max_clients=self._max_clients,
+                                       max_body_size=_STREAM_MAX_BODY)
+        return self._client
 
     def start(self, wire: WireRequest, *, connect_timeout: float, first_byte_timeout: float,
               idle_timeout: float, on_chunk: ChunkCallback | None = None,
@@ -403,21 +441,24 @@ class Transport:
 
         ``on_chunk`` receives each 2xx body chunk as it arrives (it may return an awaitable to
         apply back-pressure); without it the body is buffered into the response.
-        ``proxy_url`` (``http://[user:pass@]host:port``) tunnels the request with CONNECT.
+        ``proxy_url`` sends the request through that proxy (see the module docstring).
         """
         call = UpstreamCall(on_chunk, first_byte_timeout, idle_timeout, self._max_response)
-        try:
-            client = self._client_for(proxy_url or "")
-        except ProxyError as err:
-            call._fail(err)
-            return call
+        if proxy_url:
+            try:
+                _check_proxy(proxy_url)
+            except ProxyError as err:
+                call._fail(err)
+                return call
         request = HTTPRequest(
             wire.url, method=wire.method, headers=dict(wire.headers), body=wire.body,
             connect_timeout=connect_timeout, request_timeout=_SAFETY_REQUEST_TIMEOUT,
             follow_redirects=False, decompress_response=True,
-            header_callback=call._on_header_line, streaming_callback=call._on_body)
-        request.cliproxyd_call = call  # type: ignore[attr-defined]  # read by _AbortableConnection
-        fetch = asyncio.ensure_future(client.fetch(request, raise_error=False))
+            header_callback=call._on_header_line, streaming_callback=call._on_body,
+            allow_nonstandard_methods=True)
+        request.cliproxyd_call = call  # type: ignore[attr-defined]
+        request.cliproxyd_proxy = proxy_url or ""  # type: ignore[attr-defined]
+        fetch = asyncio.ensure_future(self._curl_client().fetch(request, raise_error=False))
         call._begin(fetch)
         return call
 
@@ -431,7 +472,7 @@ class Transport:
         return await call.result()
 
     def close(self) -> None:
-        """Close every client (in-flight requests fail)."""
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        """Close the client and its pooled connections (in-flight requests fail)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None

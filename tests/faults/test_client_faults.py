@@ -4,8 +4,8 @@ and bodies (closed by ``timeouts.client-idle``/``client-body``), oversized bodie
 headers, invalid UTF-8 and deep nesting.  Every test ends by checking the daemon still serves.
 
 Open upstream connections are observed from the kernel: the ESTABLISHED TCP sockets in
-/proc/net/tcp whose remote port is the fake upstream's (Tornado's client does not keep idle
-upstream connections, so every such socket belongs to a request in flight).
+/proc/net/tcp whose remote port is the fake upstream's.  Idle kept-alive connections may be
+pooled by the transport, but a cancelled transfer's connection is closed, never pooled.
 """
 
 from __future__ import annotations

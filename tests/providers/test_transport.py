@@ -57,6 +57,28 @@ class Stream(_Base):
             await asyncio.sleep(0.01)
 
 
+class Peer(_Base):
+    """Answers with the client's address: which connection the request came on."""
+
+    async def post(self) -> None:
+        self.write("%s:%s" % self.request.connection.stream.socket.getpeername()[:2])
+
+
+class Big(_Base):
+    """8 MiB in 64 KiB writes, as fast as the client takes them."""
+
+    async def post(self) -> None:
+        self.state["big_written"] = 0
+        block = b"x" * 65536
+        try:
+            for _ in range(128):
+                self.write(block)
+                await self.flush()
+                self.state["big_written"] += len(block)
+        except StreamClosedError:
+            pass
+
+
 class Error(_Base):
     async def post(self) -> None:
         self.set_status(429)
@@ -71,6 +93,7 @@ class Stall(_Base):
 
 class StallMid(_Base):
     async def post(self) -> None:
+        self.state["peer"] = "%s:%s" % self.request.connection.stream.socket.getpeername()[:2]
         self.write("data: first\n\n")
         await self.flush()
         await self._hold()
@@ -95,7 +118,7 @@ class DropMid(_Base):
 
 def _app(state: dict) -> tornado.web.Application:
     routes = [("/stream", Stream), ("/error", Error), ("/stall", Stall), ("/stall-mid", StallMid),
-              ("/slow", SlowChunks), ("/drop", DropMid)]
+              ("/slow", SlowChunks), ("/drop", DropMid), ("/peer", Peer), ("/big", Big)]
     return tornado.web.Application([(p, h, {"state": state}) for p, h in routes])
 
 
@@ -355,12 +378,144 @@ def test_unsupported_proxy_scheme_fails_clearly_instead_of_going_direct():
     async def scenario(t, base, state):
         with pytest.raises(ProxyError) as info:
             await t.send(wire(base + "/stream"), connect_timeout=5, first_byte_timeout=LONG,
-                         idle_timeout=LONG, proxy_url="socks5://127.0.0.1:1080")
+                         idle_timeout=LONG, proxy_url="ftp://127.0.0.1:2121")
         return info.value, "received" in state
 
     err, reached = run(scenario)
-    assert err.status == 502 and "socks5" in err.message
+    assert err.status == 502 and "'ftp'" in err.message and err.code == CODE_CONNECT_FAILED
     assert not reached
+
+
+class _Socks5Proxy(TCPServer):
+    """A minimal SOCKS5 proxy (RFC 1928, username/password per RFC 1929): records the
+    credentials and target of each CONNECT, then pipes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[bytes, bytes, str, int]] = []
+
+    async def handle_stream(self, stream: IOStream, address) -> None:
+        version, nmethods = await stream.read_bytes(2)
+        methods = await stream.read_bytes(nmethods)
+        assert version == 5 and 2 in methods
+        await stream.write(b"\x05\x02")
+        _, ulen = await stream.read_bytes(2)
+        user = await stream.read_bytes(ulen)
+        password = await stream.read_bytes((await stream.read_bytes(1))[0])
+        await stream.write(b"\x01\x00")
+        _, cmd, _, atyp = await stream.read_bytes(4)
+        if atyp == 1:
+            host = socket.inet_ntoa(await stream.read_bytes(4))
+        else:  # a name (socks5h)
+            host = (await stream.read_bytes((await stream.read_bytes(1))[0])).decode()
+        port = int.from_bytes(await stream.read_bytes(2), "big")
+        self.seen.append((user, password, host, port))
+        upstream = await TCPClient().connect(host, port)
+        await stream.write(b"\x05\x00\x00\x01" + bytes(4) + bytes(2))
+        await asyncio.gather(_pipe(stream, upstream), _pipe(upstream, stream))
+
+
+def test_socks5_proxy_carries_the_request_with_its_credentials():
+    async def scenario(t, base, state):
+        proxy = _Socks5Proxy()
+        port = _listen(proxy)
+        try:
+            resp = await t.send(wire(base + "/stream", b'{"via":"socks"}'), connect_timeout=5,
+                                first_byte_timeout=LONG, idle_timeout=LONG,
+                                proxy_url=f"socks5://alice:s3cret@127.0.0.1:{port}")
+        finally:
+            proxy.stop()
+        return resp, proxy.seen, state["received"], int(base.rsplit(":", 1)[1])
+
+    resp, seen, (_, body), upstream_port = run(scenario)
+    assert resp.status == 200 and resp.body.startswith(b"data: 0")
+    assert body == b'{"via":"socks"}'
+    assert seen == [(b"alice", b"s3cret", "127.0.0.1", upstream_port)]
+
+
+def test_connect_timeout_is_a_504_connect_failure():
+    # A listener whose accept queue is full and never drained: the kernel drops further SYNs,
+    # so a connect attempt hangs until the client's connect timeout.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+
+    async def scenario(t, base, state):
+        with pytest.raises(ProxyError) as info:
+            await t.send(wire(f"http://127.0.0.1:{port}/x"), connect_timeout=0.5,
+                         first_byte_timeout=LONG, idle_timeout=LONG)
+        return info.value
+
+    try:
+        err = run(scenario)
+    finally:
+        for s in fillers + [listener]:
+            s.close()
+    assert err.status == 504 and err.kind is ErrorKind.UPSTREAM_TIMEOUT
+    assert err.code == CODE_CONNECT_FAILED
+
+
+def test_connections_are_kept_alive_between_requests():
+    async def scenario(t, base, state):
+        peers = []
+        for _ in range(3):
+            resp = await t.send(wire(base + "/peer"), connect_timeout=5, first_byte_timeout=LONG,
+                                idle_timeout=LONG)
+            peers.append(resp.body)
+        return peers
+
+    peers = run(scenario)
+    assert len(set(peers)) == 1  # one client port: the same connection, reused
+
+
+def test_a_cancelled_transfer_is_not_pooled():
+    async def scenario(t, base, state):
+        got_first = asyncio.Event()
+        call = t.start(wire(base + "/stall-mid"), connect_timeout=5, first_byte_timeout=LONG,
+                       idle_timeout=LONG, on_chunk=lambda c: got_first.set())
+        await asyncio.wait_for(got_first.wait(), LONG)
+        first_peer = state["peer"]
+        call.cancel()
+        await asyncio.wait_for(state["closed"].wait(), LONG)
+        resp = await t.send(wire(base + "/peer"), connect_timeout=5, first_byte_timeout=LONG,
+                            idle_timeout=LONG)
+        return first_peer, resp.body.decode()
+
+    cancelled_peer, next_peer = run(scenario)
+    assert cancelled_peer != next_peer  # a half-read response's connection was closed
+
+
+def test_slow_consumer_pauses_the_upstream_instead_of_buffering_it():
+    # The upstream writes 8 MiB as fast as it can; the consumer takes 20 ms per chunk.  While
+    # it is held up, libcurl is paused, so what the transport holds beyond what the consumer
+    # has seen stays far below the body size.
+    seen = {"delivered": 0, "max_ahead": 0}
+
+    async def scenario(t, base, state):
+        async def slow(chunk: bytes) -> None:
+            seen["delivered"] += len(chunk)
+            queued = sum(len(c) for c in call._queue)
+            seen["max_ahead"] = max(seen["max_ahead"], queued)
+            await asyncio.sleep(0.02)
+
+        call = t.start(wire(base + "/big"), connect_timeout=5, first_byte_timeout=LONG,
+                       idle_timeout=LONG, on_chunk=slow)
+        await asyncio.sleep(0.5)
+        written = state["big_written"]
+        call.cancel()
+        return written
+
+    written = run(scenario)
+    assert seen["delivered"] > 0
+    assert seen["max_ahead"] <= 1024 * 1024
+    assert written < 8 * 1024 * 1024  # the upstream itself was held back (socket buffers full)
 
 
 def test_slow_consumer_is_not_an_idle_upstream():
@@ -410,18 +565,3 @@ def test_buffered_body_over_the_limit_fails_instead_of_growing():
 
     err = run(scenario)
     assert err.status == 502 and "too large" in err.message
-
-
-def test_connect_timeout_maps_to_504_connect_failure():
-    # Reaching a real connect timeout needs a non-local address; the mapping is checked directly.
-    from tornado.simple_httpclient import HTTPTimeoutError
-
-    from cliproxyd.providers.transport import UpstreamCall
-
-    async def main():
-        call = UpstreamCall(None, LONG, LONG, 1024)
-        return call._map_failure(HTTPTimeoutError("Timeout while connecting"))
-
-    err = asyncio.run(main())
-    assert err.status == 504 and err.kind is ErrorKind.UPSTREAM_TIMEOUT
-    assert err.code == CODE_CONNECT_FAILED
