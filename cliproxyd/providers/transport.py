@@ -394,7 +394,6 @@ class _CurlClient(CurlAsyncHTTPClient):
         if proxy_url:
             curl.setopt(pycurl.PROXY, proxy_url)
             curl.setopt(pycurl.HTTPPROXYTUNNEL, 1)
-            call._tunnel_head = urlsplit(proxy_url).scheme in ("http", "https")
         if self._cafile:
             curl.setopt(pycurl.CAINFO, self._cafile)
         if self._capath:
@@ -408,12 +407,15 @@ class _CurlClient(CurlAsyncHTTPClient):
         self._process_queue()  # a handle is free again
 
 
-def _check_proxy(proxy_url: str) -> None:
+def _proxy_scheme(proxy_url: str) -> str:
+    """The scheme of a usable ``proxy-url``; anything else is a 502 (never a silent direct
+    connection)."""
     parts = urlsplit(proxy_url)
     if parts.scheme not in _PROXY_SCHEMES or not parts.hostname:
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, f"Unsupported proxy-url scheme "
                          f"{parts.scheme or '(none)'!r}: use http, https, socks4, socks4a, "
                          "socks5 or socks5h.", status=502, code=CODE_CONNECT_FAILED)
+    return parts.scheme
 
 
 class Transport:
@@ -421,9 +423,8 @@ class Transport:
     upstreams are kept alive and reused across requests (and across credentials that share a
     host and proxy)."""
 
-    def __init__(self, *, max_clients: int = 1000, max_response_bytes: int = _DEFAULT_MAX_RESPONSE,
-                 max_header_size: int = 256 * 1024) -> None:
-        # max_header_size is kept for the callers' sake: libcurl enforces its own header limit.
+    def __init__(self, *, max_clients: int = 1000,
+                 max_response_bytes: int = _DEFAULT_MAX_RESPONSE) -> None:
         self._max_response = max_response_bytes
         self._max_clients = max_clients
         self._client: _CurlClient | None = None
@@ -446,7 +447,7 @@ class Transport:
         call = UpstreamCall(on_chunk, first_byte_timeout, idle_timeout, self._max_response)
         if proxy_url:
             try:
-                _check_proxy(proxy_url)
+                call._tunnel_head = _proxy_scheme(proxy_url) in ("http", "https")
             except ProxyError as err:
                 call._fail(err)
                 return call

@@ -3,8 +3,9 @@
 The fake upstream records what it received and whether its client went away; modes: stream
 (three flushed chunks), error (429 + JSON body + Retry-After), stall (never answers), stall-mid
 (one chunk, then silence), slow-chunks (chunks closer together than the idle timeout but longer
-than it in total), drop-mid (closes the socket after one chunk); plus a minimal HTTP CONNECT
-proxy for `proxy-url`.
+than it in total), drop-mid (closes the socket after one chunk), peer (answers with the
+client's address: which pooled connection was used), big (8 MiB as fast as it is taken); plus
+a minimal HTTP CONNECT proxy and a minimal SOCKS5 proxy for `proxy-url`.
 """
 
 from __future__ import annotations
@@ -335,16 +336,22 @@ def _listen(server: TCPServer) -> int:
     return sock.getsockname()[1]
 
 
+async def _through(t: Transport, proxy: TCPServer, base: str, body: bytes, prefix: str):
+    """POST ``body`` to the /stream upstream through ``proxy`` (``prefix``: scheme and
+    credentials of its URL)."""
+    port = _listen(proxy)
+    try:
+        return await t.send(wire(base + "/stream", body), connect_timeout=5,
+                            first_byte_timeout=LONG, idle_timeout=LONG,
+                            proxy_url=f"{prefix}127.0.0.1:{port}")
+    finally:
+        proxy.stop()
+
+
 def test_proxy_url_tunnels_with_connect_and_sends_credentials():
     async def scenario(t, base, state):
         proxy = _ConnectProxy()
-        port = _listen(proxy)
-        try:
-            resp = await t.send(wire(base + "/stream", b'{"via":"proxy"}'), connect_timeout=5,
-                                first_byte_timeout=LONG, idle_timeout=LONG,
-                                proxy_url=f"http://us%40er:p%3Ass@127.0.0.1:{port}")
-        finally:
-            proxy.stop()
+        resp = await _through(t, proxy, base, b'{"via":"proxy"}', "http://us%40er:p%3Ass@")
         return resp, proxy.heads, state["received"]
 
     resp, heads, (_, body) = run(scenario)
@@ -418,13 +425,7 @@ class _Socks5Proxy(TCPServer):
 def test_socks5_proxy_carries_the_request_with_its_credentials():
     async def scenario(t, base, state):
         proxy = _Socks5Proxy()
-        port = _listen(proxy)
-        try:
-            resp = await t.send(wire(base + "/stream", b'{"via":"socks"}'), connect_timeout=5,
-                                first_byte_timeout=LONG, idle_timeout=LONG,
-                                proxy_url=f"socks5://alice:s3cret@127.0.0.1:{port}")
-        finally:
-            proxy.stop()
+        resp = await _through(t, proxy, base, b'{"via":"socks"}', "socks5://alice:s3cret@")
         return resp, proxy.seen, state["received"], int(base.rsplit(":", 1)[1])
 
     resp, seen, (_, body), upstream_port = run(scenario)
