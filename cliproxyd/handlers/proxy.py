@@ -13,7 +13,8 @@ import json
 import logging
 import math
 import time
-from typing import Any
+from asyncio import Future
+from typing import Any, Awaitable
 
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
@@ -126,12 +127,31 @@ class _ClientSink(SinkBase):
         handler.set_header("X-Accel-Buffering", "no")  # reverse proxies must not buffer a stream
         self._arm_keepalive()
 
-    async def _flush(self) -> None:
+    def _flush(self) -> Awaitable[None] | None:
+        """Flush; an awaitable only while the socket is full.  Most flushes complete at once, and
+        this runs for every chunk of every stream: no coroutine for those."""
         self._last_write = IOLoop.current().time()
         try:
-            await self.handler.flush()
+            written = self.handler.flush()
         except StreamClosedError:
             self.client_gone()
+            return None
+        if written.done():
+            self._check_flushed(written)
+            return None
+        return self._wait_flushed(written)
+
+    async def _wait_flushed(self, written: Future[None]) -> None:
+        try:
+            await written
+        except StreamClosedError:
+            self.client_gone()
+
+    def _check_flushed(self, written: Future[None]) -> None:
+        if isinstance(written.exception(), StreamClosedError):
+            self.client_gone()
+        else:
+            written.result()  # anything else is a bug: raise it here, not into the void
 
     def close(self) -> None:
         """The stream is over: write the array's closing bracket and finish the response."""

@@ -209,8 +209,12 @@ class UpstreamCall:
     def _flush(self) -> None:
         """Hand queued chunks to the consumer, stopping while it applies back-pressure."""
         self._flush_scheduled = False
-        while self._queue and not self._holding:
-            chunk = self._queue.popleft()
+        queue = self._queue
+        while queue and not self._holding:
+            # What libcurl handed over in one go goes on as one piece: one parse, one client
+            # write and flush for many small SSE chunks instead of one each.
+            chunk = queue.popleft() if len(queue) == 1 else b"".join(queue)
+            queue.clear()
             if self._done.done():
                 continue
             pending = self._on_body(chunk)

@@ -1,7 +1,8 @@
 """Client faults (issue 8; reliability catalogue §2.3): a client that disconnects mid-stream
 (the upstream request is cancelled and no upstream connection stays open), slowloris headers
 and bodies (closed by ``timeouts.client-idle``/``client-body``), oversized bodies, 64 KiB
-headers, invalid UTF-8 and deep nesting.  Every test ends by checking the daemon still serves.
+headers, invalid UTF-8 and deep nesting; a client that reads a stream slowly (the upstream is held
+back, nothing is buffered without bound, every byte arrives).  Every test ends by checking the daemon still serves.
 
 Open upstream connections are observed from the kernel: the ESTABLISHED TCP sockets in
 /proc/net/tcp whose remote port is the fake upstream's.  Idle kept-alive connections may be
@@ -11,8 +12,10 @@ pooled by the transport, but a cancelled transfer's connection is closed, never 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -278,3 +281,117 @@ def test_hostile_json_is_400_in_the_clients_format_and_not_forwarded(client_daem
         assert fragment in _error_shape(client, resp)["message"], (raw[:40], resp.body[:200])
     assert len(fake.requests) == sent
     assert_serving(client_daemon)
+
+
+# -- a client that reads slowly ----------------------------------------------------------------
+
+
+class _FirehoseUpstream:
+    """An OpenAI-compatible upstream on 127.0.0.1 that streams ``pieces`` chat chunks of
+    ``size`` characters as fast as its socket takes them, counting the bytes the kernel took."""
+
+    def __init__(self, pieces: int, size: int) -> None:
+        self.pieces, self.size = pieces, size
+        self.sent = 0
+        self.finished = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def piece(self, i: int) -> str:
+        return chr(ord("a") + i % 26) * self.size
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(65536)
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            body = head.split(b"\r\n\r\n", 1)[1]
+            while len(body) < length:
+                body += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")
+            for i in range(self.pieces + 1):
+                delta = {"content": self.piece(i)} if i < self.pieces else {}
+                chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1,
+                         "model": "up-model", "choices": [{"index": 0, "delta": delta,
+                         "finish_reason": None if i < self.pieces else "stop"}]}
+                event = b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                if i == self.pieces:
+                    event += b"data: [DONE]\n\n"
+                frame = b"%x\r\n%s\r\n" % (len(event), event)
+                conn.sendall(frame)
+                self.sent += len(frame)
+            conn.sendall(b"0\r\n\r\n")
+            self.finished.set()
+
+
+def test_a_slow_reader_holds_the_upstream_back_and_gets_every_byte(tmp_path):
+    pieces, size = 2048, 16 * 1024  # 32 MiB of text: more than every socket buffer on the way
+    upstream = _FirehoseUpstream(pieces, size)
+    config = {
+        "api-keys": [CLIENT_KEY], "request-retry": 0, "streaming": {"keepalive-seconds": 0},
+        "timeouts": dict(TIMEOUTS, **{"first-byte": 60, "idle": 60}),
+        "openai-compatibility": [{
+            "name": "fh", "base-url": f"http://127.0.0.1:{upstream.port}/v1",
+            "api-key-entries": [{"api-key": "fk-firehose"}],
+            "models": [{"name": "up-model", "alias": "firehose"}]}],
+    }
+    daemon = Daemon(tmp_path, config).start()
+    try:
+        path, body = client_request("openai_chat", "firehose", True)
+        raw = json.dumps(body).encode()
+        sock = socket.socket()
+        sock.settimeout(WAIT)
+        sock.connect(("127.0.0.1", daemon.port))
+        sock.sendall(raw_request("POST", path, raw, dict(AUTH, **{"Content-Length": str(len(raw))})))
+        # The client reads nothing: the daemon must stop reading its upstream rather than
+        # buffer the stream in memory, so the upstream is held back well short of the end.
+        wait_until(lambda: False, timeout=2.0)
+        held_at = upstream.sent
+        assert not upstream.finished.is_set() and held_at < pieces * size // 2, held_at
+        wait_until(lambda: False, timeout=0.5)
+        assert upstream.sent - held_at < 2 * 1024 * 1024  # and stays held back
+        data, closed = b"", False
+        sock.settimeout(0.5)
+        deadline = time.monotonic() + 60
+        while not data.endswith(b"0\r\n\r\n") and time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(1 << 20)
+            except TimeoutError:
+                continue
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+        sock.close()
+        assert not closed and upstream.finished.wait(WAIT)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+        events = [e for e in _dechunk(rest).split(b"\n\n") if e.startswith(b"data: ")]
+        assert events[-1] == b"data: [DONE]"
+        text = "".join(json.loads(e[6:])["choices"][0]["delta"].get("content", "")
+                       for e in events[:-1] if json.loads(e[6:])["choices"])
+        assert text == "".join(upstream.piece(i) for i in range(pieces))
+        assert_serving_with(daemon)
+    finally:
+        daemon.stop()
+
+
+def _dechunk(data: bytes) -> bytes:
+    """The payload of an HTTP/1.1 chunked body."""
+    out, pos = [], 0
+    while True:
+        end = data.index(b"\r\n", pos)
+        size = int(data[pos:end], 16)
+        if size == 0:
+            return b"".join(out)
+        out.append(data[end + 2:end + 2 + size])
+        pos = end + 2 + size + 2
+
+
+def assert_serving_with(daemon: Daemon) -> None:
+    assert daemon.alive() and "Traceback" not in daemon.logs
+    assert daemon.request("GET", "/v1/models", headers=AUTH).status == 200
