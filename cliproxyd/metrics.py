@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -61,6 +62,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple, Any] = {}
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         build = Gauge(
@@ -116,19 +118,29 @@ class Metrics:
     def observe_proxy(self, *, client_format: str, provider: str, model: str, code: int,
                       duration: float, ttfb: float | None, tokens: Mapping[str, int]) -> None:
         """One finished generation request (labels already bounded by the caller)."""
-        self.requests.labels(client_format=client_format, provider=provider, model=model,
-                             code=str(code)).inc()
-        self.duration.labels(client_format=client_format).observe(max(0.0, duration))
+        child = self._child
+        child(self.requests, client_format, provider, model, code).inc()
+        child(self.duration, client_format).observe(max(0.0, duration))
         if ttfb is not None and provider != "none":
-            self.ttfb.labels(provider=provider).observe(max(0.0, ttfb))
+            child(self.ttfb, provider).observe(max(0.0, ttfb))
         for kind in TOKEN_KINDS:
             count = tokens.get(f"{kind}_tokens", 0)
             if count > 0:
-                self.tokens.labels(provider=provider, model=model, kind=kind).inc(count)
+                child(self.tokens, provider, model, kind).inc(count)
+
+    def _child(self, metric: Any, *values: Any) -> Any:
+        """``metric.labels(*values)``, remembered: prometheus-client validates and converts
+        the labels on every call, several times per request.  (The label sets are bounded by the
+        callers, and no child is ever removed.)"""
+        key = (metric, *values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*(str(v) for v in values))
+        return found
 
     def upstream_error(self, provider: str, reason: str) -> None:
         """One failed upstream attempt (``reason``: an `ErrorKind` value)."""
-        self.upstream_errors.labels(provider=provider, reason=reason).inc()
+        self._child(self.upstream_errors, provider, reason).inc()
 
     def track_credentials(self, describe: Callable[[], Mapping[str, Mapping[str, int]]]) -> None:
         """Expose ``cliproxyd_credentials{provider,state}`` from ``describe()`` at scrape time
@@ -146,7 +158,7 @@ class Metrics:
     def observe_request(self, route: str, method: str, code: int) -> None:
         """Count one answered request (``route`` must be a route-table name)."""
         method = method if method in _METHODS else "OTHER"
-        self.http_requests.labels(route=route, method=method, code=str(code)).inc()
+        self._child(self.http_requests, route, method, code).inc()
 
     def reload_done(self, ok: bool) -> None:
         """Count one reload (SIGHUP or a management edit) by its result."""
