@@ -41,7 +41,7 @@ import collections
 import logging
 import os
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -89,13 +89,43 @@ class UpstreamResponse:
         return 200 <= self.status < 300
 
 
-def _flatten(headers: httputil.HTTPHeaders) -> Mapping[str, str]:
-    """Lower-case names; repeated headers joined with ", " (RFC 9110 §5.3)."""
-    flat: dict[str, str] = {}
-    for name, value in headers.get_all():
-        key = name.lower()
-        flat[key] = f"{flat[key]}, {value}" if key in flat else value
-    return MappingProxyType(flat)
+class _Headers(Mapping[str, str]):
+    """Response headers from their raw lines, parsed on first use (only error answers are
+    looked at; a 2xx never is).  Lower-case names; repeated headers joined with ", " (RFC 9110
+    §5.3); a malformed line is skipped."""
+
+    __slots__ = ("_lines", "_flat")
+
+    def __init__(self, lines: list[str]) -> None:
+        self._lines = lines
+        self._flat: dict[str, str] | None = None
+
+    def _parsed(self) -> dict[str, str]:
+        if self._flat is None:
+            headers = httputil.HTTPHeaders()
+            for line in self._lines:
+                try:
+                    headers.parse_line(line)
+                except httputil.HTTPInputError:
+                    log.debug("ignoring a malformed upstream header line")
+            flat: dict[str, str] = {}
+            for name, value in headers.get_all():
+                key = name.lower()
+                flat[key] = f"{flat[key]}, {value}" if key in flat else value
+            self._flat = flat
+        return self._flat
+
+    def __getitem__(self, key: str) -> str:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def __repr__(self) -> str:
+        return f"_Headers({self._parsed()!r})"
 
 
 class UpstreamCall:
@@ -117,7 +147,7 @@ class UpstreamCall:
         self._curl_info: object = None  # identifies our transfer on a reusable curl handle
         self._timer: object | None = None
         self.status: int | None = None
-        self._headers = httputil.HTTPHeaders()
+        self._header_lines: list[str] = []
         self._buffer = bytearray()
         # Header lines and body chunks from libcurl waiting for the IOLoop; back-pressure state.
         self._head: list[bytes] = []
@@ -204,15 +234,12 @@ class UpstreamCall:
             if len(parts) < 2 or not parts[1].isdigit():
                 return
             first = self.status is None
-            self.status, self._headers = int(parts[1]), httputil.HTTPHeaders()
+            self.status, self._header_lines = int(parts[1]), []
             if first and not self._done.done():  # from now on the idle limit applies
                 self._stop_timer()
                 self._arm(self._last_activity + self._idle_timeout)
         elif line.strip():
-            try:
-                self._headers.parse_line(line)
-            except httputil.HTTPInputError:
-                log.debug("ignoring a malformed upstream header line")
+            self._header_lines.append(line)
 
     def _flush(self) -> None:
         """Take queued header lines, then hand queued chunks to the consumer, stopping while it
@@ -320,7 +347,7 @@ class UpstreamCall:
     # -- outcomes ---------------------------------------------------------------------------------
 
     def _response(self, response: HTTPResponse) -> UpstreamResponse:
-        return UpstreamResponse(self.status or response.code, _flatten(self._headers),
+        return UpstreamResponse(self.status or response.code, _Headers(self._header_lines),
                                 bytes(self._buffer))
 
     def _map_failure(self, exc: BaseException | None) -> ProxyError:
@@ -362,7 +389,7 @@ class UpstreamCall:
     @property
     def headers(self) -> Mapping[str, str]:
         """The response headers received so far (lower-case keys; empty before the status)."""
-        return _flatten(self._headers)
+        return _Headers(list(self._header_lines))
 
     @property
     def done(self) -> bool:
