@@ -63,6 +63,9 @@ class Codec(Protocol):
 
     StreamDecoder: type[StreamDecoderProto]
     StreamEncoder: type[StreamEncoderProto]  # constructed as StreamEncoder(ctx: EncodeContext)
+    # Optional: ``StreamWatcher()``, a `StreamDecoderProto` for streams passed through to a client
+    # of the same format.  It emits only MessageStart, UsageUpdate, StreamError and MessageStop,
+    # and sets ``usage_only`` on an event that carried usage and nothing else.
 
 
 def codec(name: str) -> ModuleType:

@@ -65,6 +65,27 @@ def wants_usage(request: ir.Request | None) -> bool:
 # decoder
 
 
+def _read_chunk(event: Event) -> dict | str | ProxyError | None:
+    """One upstream SSE event: its chunk object, `DONE`, the error it is or carries, or None
+    (an empty event)."""
+    data = event.data.strip()
+    if data == DONE:
+        return DONE
+    if not data:
+        return None
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        chunk = None
+    if not isinstance(chunk, dict):
+        return ProxyError(ErrorKind.UPSTREAM_ERROR, "malformed chunk in upstream stream")
+    if chunk.get("error") or event.event == "error":
+        return error_from_wire(chunk.get("error", chunk))
+    if chunk.get("object") == "error":  # vLLM-style bare error object
+        return error_from_wire(chunk)
+    return chunk
+
+
 @dataclass
 class _Call:
     """One streamed tool call, keyed by its Chat ``index``."""
@@ -99,23 +120,13 @@ class StreamDecoder:
         """Decode one SSE event."""
         if self._done:
             return []
-        data = event.data.strip()
-        if data == DONE:
-            return self._terminal()
-        if not data:
+        chunk = _read_chunk(event)
+        if chunk is None:
             return []
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            return self._fail(ProxyError(ErrorKind.UPSTREAM_ERROR,
-                                         "malformed chunk in upstream stream"))
-        if not isinstance(chunk, dict):
-            return self._fail(ProxyError(ErrorKind.UPSTREAM_ERROR,
-                                         "malformed chunk in upstream stream"))
-        if chunk.get("error") or event.event == "error":
-            return self._fail(error_from_wire(chunk.get("error", chunk)))
-        if chunk.get("object") == "error":  # vLLM-style bare error object
-            return self._fail(error_from_wire(chunk))
+        if chunk is DONE:
+            return self._terminal()
+        if isinstance(chunk, ProxyError):
+            return self._fail(chunk)
         return self._chunk(chunk)
 
     def finish(self) -> list[ir.StreamEvent]:
@@ -256,6 +267,87 @@ class StreamDecoder:
     def _fail(self, error: ProxyError) -> list[ir.StreamEvent]:
         self._done = True
         return [ir.StreamError(error)]
+
+
+class StreamWatcher:
+    """Passthrough: a Chat stream forwarded to a Chat client as the upstream wrote it is watched,
+    not decoded.  The relay needs its opening, its usage, an in-stream error and whether it
+    ended; the content is the client's to read (so a shape IR cannot hold, such as interleaved
+    parallel tool-call arguments, is no error here).
+
+    Emits only `MessageStart`, `UsageUpdate`, `StreamError` and `MessageStop`, where and as
+    `StreamDecoder` would; ends and truncation follow the same rules.  ``usage_only`` says
+    whether the last event fed carried usage and nothing else (the chunk ``include_usage``
+    adds)."""
+
+    _CONTENT = ("content", "refusal", "reasoning_content", "reasoning", "tool_calls")
+
+    def __init__(self) -> None:
+        self._started = False
+        self._done = False
+        self._finish: str | None = None
+        self._tools = False
+        self.usage_only = False
+
+    def feed(self, event: Event) -> list[ir.StreamEvent]:
+        """Watch one SSE event."""
+        self.usage_only = False
+        if self._done:
+            return []
+        chunk = _read_chunk(event)
+        if chunk is None:
+            return []
+        if chunk is DONE:
+            return self._terminal()
+        if isinstance(chunk, ProxyError):
+            self._done = True
+            return [ir.StreamError(chunk)]
+        out: list[ir.StreamEvent] = []
+        busy = not self._started
+        if busy:
+            out = self._start(chunk)
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if isinstance(choice, Mapping) and choice.get("index") in (0, None):
+                busy = self._choice(choice) or busy
+        usage = usage_from_wire(chunk.get("usage"))
+        if usage is not None:
+            out.append(ir.UsageUpdate(usage))
+            self.usage_only = not busy
+        return out
+
+    def finish(self) -> list[ir.StreamEvent]:
+        """End of upstream bytes."""
+        if self._done:
+            return []
+        if self._finish is not None:
+            return self._terminal()
+        self._done = True
+        return [ir.StreamError(ProxyError(ErrorKind.UPSTREAM_ERROR, TRUNCATED))]
+
+    def _start(self, chunk: Mapping[str, Any]) -> list[ir.StreamEvent]:
+        self._started = True
+        cid, model = chunk.get("id"), chunk.get("model")
+        return [ir.MessageStart(id=cid if isinstance(cid, str) else None,
+                                model=model if isinstance(model, str) else None)]
+
+    def _choice(self, choice: Mapping[str, Any]) -> bool:
+        """Notes the choice's finish and tool calls; whether it carried anything."""
+        busy = False
+        delta = choice.get("delta")
+        if isinstance(delta, Mapping):
+            busy = any(delta.get(key) for key in self._CONTENT)
+            self._tools = self._tools or bool(delta.get("tool_calls"))
+        finish = choice.get("finish_reason")
+        if isinstance(finish, str) and finish:
+            self._finish, busy = finish, True
+        return busy
+
+    def _terminal(self) -> list[ir.StreamEvent]:
+        out = [] if self._started else self._start({})
+        self._done = True
+        reason = stop_reason_for(self._finish, self._tools)
+        return out + [ir.MessageStop(stop_reason=reason, native_stop_reason=self._finish)]
 
 
 # =============================================================================================

@@ -6,7 +6,8 @@ exports the `Codec` protocol names.  The work is split by concern into private s
 
 * `_openai_chat_common`  finish_reason and usage tables, error bodies, validation helpers;
 * `_openai_chat_request` request bodies <-> IR (decode_request / encode_request);
-* `_openai_chat_stream`  StreamDecoder / StreamEncoder (chunk sequence, ``[DONE]``);
+* `_openai_chat_stream`  StreamDecoder / StreamEncoder (chunk sequence, ``[DONE]``) and the
+                         passthrough StreamWatcher;
 * `_openai_chat_legacy`  decode_legacy_request / encode_legacy_response / LegacyStreamEncoder.
 
 Public API::
@@ -17,6 +18,7 @@ Public API::
     encode_response(response, ctx) -> dict                   # "chat.completion"
     render_error(error) -> dict                              # {"error":{message,type,param,code}}
     StreamDecoder(); StreamEncoder(ctx)                      # feed(event) -> list; finish() -> list
+    StreamWatcher()                                          # passthrough: opening, usage, end
     decode_legacy_request(body, *, model=None) -> ir.Request
     encode_legacy_response(response, ctx) -> dict            # "text_completion"
     LegacyStreamEncoder(ctx)
@@ -55,12 +57,14 @@ from cliproxyd.formats._openai_chat_request import decode_request, encode_reques
 from cliproxyd.formats._openai_chat_stream import (
     StreamDecoder,
     StreamEncoder,
+    StreamWatcher,
     stop_reason_for,
 )
 
 __all__ = [
     "decode_request", "encode_request", "decode_response", "encode_response", "render_error",
-    "StreamDecoder", "StreamEncoder", "decode_legacy_request", "encode_legacy_response",
+    "StreamDecoder", "StreamEncoder", "StreamWatcher", "decode_legacy_request",
+    "encode_legacy_response",
     "LegacyStreamEncoder", "FINISH_TO_STOP", "STOP_TO_FINISH", "stop_reason_from_finish",
     "finish_from_stop", "usage_from_wire", "usage_to_wire",
 ]

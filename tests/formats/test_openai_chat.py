@@ -1049,3 +1049,97 @@ def test_long_user_ids_become_a_stable_short_hash():
     short = claude.decode_request({"model": "m", "messages": [{"role": "user", "content": "hi"}],
                                    "metadata": {"user_id": "u-42"}})
     assert oc.encode_request(short, model="m")["user"] == "u-42"
+
+
+# =============================================================================================
+# passthrough stream watcher: what the decoder would say about opening, usage, errors and end
+
+
+_WATCHED = (ir.MessageStart, ir.UsageUpdate, ir.StreamError, ir.MessageStop)
+
+
+def _watch_and_decode(events: list[Event]) -> tuple[list, list, list, list]:
+    """(watcher events, decoder events restricted to the watched kinds, watcher usage_only per
+    event, whether the decoder's output for each event was usage alone)."""
+    watcher, decoder = oc.StreamWatcher(), oc.StreamDecoder()
+    watched, decoded, flags, usage_alone = [], [], [], []
+    for event in events:
+        watched += watcher.feed(event)
+        flags.append(watcher.usage_only)
+        out = decoder.feed(event)
+        usage_alone.append(bool(out) and all(isinstance(e, ir.UsageUpdate) for e in out))
+        decoded += out
+    watched += watcher.finish()
+    decoded += decoder.finish()
+    return (_comparable(watched), _comparable([e for e in decoded if isinstance(e, _WATCHED)]),
+            flags, usage_alone)
+
+
+def _comparable(events: list) -> list:
+    """Errors compare by identity; compare what a client would see of them."""
+    return [("error", e.error.kind, e.error.message, e.error.status)
+            if isinstance(e, ir.StreamError) else e for e in events]
+
+
+@pytest.mark.parametrize("name", ["stream_text.txt", "stream_tool_calls.txt",
+                                  "stream_reasoning.txt", "stream_error.txt",
+                                  "stream_truncated.txt"])
+def test_watcher_agrees_with_the_decoder_on_golden_streams(name):
+    watched, decoded, flags, usage_alone = _watch_and_decode(
+        sse_events((GOLDEN / name).read_text()))
+    assert watched == decoded and flags == usage_alone
+
+
+def test_watcher_passes_interleaved_parallel_call_arguments():
+    """IR cannot hold arguments for a call that was closed, so the decoder fails; a client that
+    reads the stream as it came can, so passthrough must not."""
+    chunks = [{"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [tc]}}]} for tc in (
+        {"index": 0, "id": "a", "function": {"name": "f", "arguments": "{"}},
+        {"index": 1, "id": "b", "function": {"name": "g", "arguments": "{"}},
+        {"index": 0, "function": {"arguments": "}"}},
+        {"index": 1, "function": {"arguments": "}"}})]
+    chunks.append({"id": "c", "choices": [{"index": 0, "delta": {},
+                                           "finish_reason": "tool_calls"}]})
+    events = [Event(json.dumps(c)) for c in chunks] + [Event("[DONE]")]
+    watched, decoded, _, _ = _watch_and_decode(events)
+    assert decoded[-1][0] == "error"
+    assert watched == [ir.MessageStart(id="c", model=None),
+                       ir.MessageStop(ir.StopReason.TOOL_USE, native_stop_reason="tool_calls")]
+
+
+@pytest.mark.parametrize("data", ["{not json", "[1, 2]", '{"error": {"message": "boom"}}',
+                                  '{"object": "error", "message": "vllm says no"}'])
+def test_watcher_reports_malformed_and_error_chunks(data):
+    watcher = oc.StreamWatcher()
+    out = watcher.feed(Event(data))
+    assert len(out) == 1 and isinstance(out[0], ir.StreamError)
+    assert out[0].error.message == oc.StreamDecoder().feed(Event(data))[0].error.message
+    assert watcher.feed(Event("[DONE]")) == [] and watcher.finish() == []
+
+
+_usage_chunk = st.sampled_from([
+    {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}},
+    {"choices": [{"index": 0, "delta": {"content": ""}}],
+     "usage": {"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7}},
+])
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_chunk, _usage_chunk), max_size=8), st.booleans())
+def test_watcher_agrees_with_the_decoder_where_the_decoder_can_decode(chunks, done):
+    events = [Event(json.dumps(c)) for c in chunks] + ([Event("[DONE]")] if done else [])
+    watched, decoded, flags, usage_alone = _watch_and_decode(events)
+    failed = [e for e in decoded if isinstance(e, tuple)]
+    if failed and failed[0][2] != "upstream stream ended before completion":
+        # Only IR's limit on interleaved calls fails the decoder here; the watcher goes on.
+        assert "interleaved" in failed[0][2]
+        assert not any(isinstance(e, tuple) for e in watched[:-1])
+        return
+    assert watched == decoded
+    # A chunk is dropped (when the client did not ask for usage) only if usage is all it says:
+    # not the first, no content, no finish_reason (which the old decoder-based check dropped).
+    expected = [i > 0 and "usage" in c and not (
+        c["choices"] and (c["choices"][0].get("finish_reason")
+                          or any(c["choices"][0]["delta"].values())))
+        for i, c in enumerate(chunks)]
+    assert flags[:len(chunks)] == expected
