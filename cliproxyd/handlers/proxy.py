@@ -48,18 +48,20 @@ def _reject_constant(name: str) -> Any:
 
 
 def _depth(value: Any) -> int:
-    """Nesting depth, iteratively (a hostile body must not exhaust the stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        if level > _MAX_JSON_DEPTH:
+    """Nesting depth of parsed JSON, level by level (a hostile body must not exhaust the stack;
+    only containers are visited, so a long conversation costs a few list comprehensions).
+    Stops counting once past the limit."""
+    if type(value) is not dict and type(value) is not list:
+        return 0
+    level, nodes = 1, [value]
+    while level <= _MAX_JSON_DEPTH:
+        below = [child for node in nodes for child in (
+            node.values() if type(node) is dict else node)
+            if type(child) is dict or type(child) is list]
+        if not below:
             return level
-        if isinstance(node, dict):
-            stack.extend((v, level + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, level + 1) for v in node)
-    return deepest
+        nodes, level = below, level + 1
+    return level
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

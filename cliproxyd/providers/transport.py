@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import os
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -146,6 +147,7 @@ class UpstreamCall:
         self._curl: pycurl.Curl | None = None
         self._curl_info: object = None  # identifies our transfer on a reusable curl handle
         self._timer: object | None = None
+        self._deadline = math.inf  # when the armed timer fires
         self.status: int | None = None
         self._header_lines: list[str] = []
         self._buffer = bytearray()
@@ -178,6 +180,7 @@ class UpstreamCall:
         self._arm(self._started + self._first_byte_timeout)
 
     def _arm(self, deadline: float) -> None:
+        self._deadline = deadline
         self._timer = self._loop.call_at(deadline, self._watchdog)
 
     def _watchdog(self) -> None:
@@ -235,9 +238,12 @@ class UpstreamCall:
                 return
             first = self.status is None
             self.status, self._header_lines = int(parts[1]), []
-            if first and not self._done.done():  # from now on the idle limit applies
+            idle_deadline = self._last_activity + self._idle_timeout
+            if first and not self._done.done() and idle_deadline < self._deadline:
+                # From now on the idle limit applies.  A later deadline needs no new timer: the
+                # watchdog re-arms itself when it finds the upstream still active.
                 self._stop_timer()
-                self._arm(self._last_activity + self._idle_timeout)
+                self._arm(idle_deadline)
         elif line.strip():
             self._header_lines.append(line)
 
