@@ -128,15 +128,25 @@ class _Listener:
 
 
 class Notifier:
-    """sd_notify messages; silent when NOTIFY_SOCKET is unset (not under systemd)."""
+    """sd_notify messages; silent when NOTIFY_SOCKET is unset (not under systemd).
+
+    sdnotify swallows a failed send unless asked not to; a READY=1 that never reaches systemd
+    gets the service killed at its start timeout, so a failure is logged instead."""
 
     def __init__(self) -> None:
-        self._enabled = bool(os.environ.get("NOTIFY_SOCKET"))
-        self._notifier = sdnotify.SystemdNotifier() if self._enabled else None
+        self._notifier: sdnotify.SystemdNotifier | None = None
+        if os.environ.get("NOTIFY_SOCKET"):
+            try:
+                self._notifier = sdnotify.SystemdNotifier(debug=True)
+            except OSError as exc:
+                log.warning("cannot reach the systemd notify socket: %s", exc)
 
     def send(self, *lines: str) -> None:
         if self._notifier is not None:
-            self._notifier.notify("\n".join(lines))
+            try:
+                self._notifier.notify("\n".join(lines))
+            except OSError as exc:
+                log.warning("sd_notify %s failed: %s", lines[0], exc)
 
 
 class Daemon:

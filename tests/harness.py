@@ -66,15 +66,15 @@ class NotifySocket:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(self.path)
         self.messages: list[str] = []
+        self._closing = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
         while True:
-            try:
-                data = self._sock.recv(65536)
-            except OSError:
+            data = self._sock.recv(65536)
+            if self._closing:
                 return
             with self._cond:
                 self.messages.append(data.decode("utf-8", "replace"))
@@ -93,6 +93,16 @@ class NotifySocket:
             return True
 
     def close(self) -> None:
+        # The reader is woken by a datagram and gone before the socket is closed: closing it
+        # under a blocked recv() frees the descriptor number, and a reader that re-enters recv()
+        # on the reused number steals a message from the next daemon's socket (seen as a
+        # missing READY=1 after a SIGHUP in the benchmark).
+        if self._closing:
+            return
+        self._closing = True
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as waker:
+            waker.sendto(b"", self.path)
+        self._thread.join(5)
         self._sock.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
@@ -178,6 +188,7 @@ class Daemon:
 
     def spawn(self, *args: str) -> subprocess.Popen:
         """Start the process without waiting for READY (for start-up failure tests)."""
+        self._close_notify()  # a retried start's earlier socket
         self.notify = NotifySocket()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

@@ -281,3 +281,17 @@ def test_declared_huge_body_gets_413_before_the_body_is_sent(daemon):
         f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {huge}\r\n\r\n").encode())
     assert reply.startswith(b"HTTP/1.1 401 ")
     assert d.alive() and d.request("GET", "/healthz").status == 200
+
+
+def test_an_unreachable_notify_socket_is_logged_and_the_daemon_serves(daemon, tmp_path):
+    """sdnotify would swallow the failure; systemd would then kill the service at its start
+    timeout with nothing in the journal saying why."""
+    d = daemon({"api-keys": [KEY]}, env={"NOTIFY_SOCKET": str(tmp_path / "gone" / "notify")},
+               start=False)
+    d.spawn()
+    deadline = time.monotonic() + 30
+    while "serving http on" not in d.logs and d.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert d.request("GET", "/v1/models", headers=_auth(KEY)).status == 200
+    assert "cannot reach the systemd notify socket" in d.logs
+    assert "Traceback" not in d.logs
