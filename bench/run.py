@@ -7,9 +7,11 @@ Lanes (issue 8):
 
 1. plain requests: throughput (wrk, 32 connections) and p50/p99 latency (wrk, 1 connection)
    for OpenAI → OpenAI-compatible (passthrough), OpenAI → Claude and Anthropic → Gemini;
-   the targets are measured in interleaved rounds and each keeps its best round (a shared
-   machine's noise then hits every target alike);
-2. streams: time to first byte, per-chunk cost on a 500-chunk stream, streams per second;
+   the targets are measured in interleaved rounds (the order reversed every other round);
+   the table shows each target's best round, and a ratio to the bare proxy is the median of
+   the rounds' ratios (`paired_ratio`: a shared machine's drift then cancels);
+2. streams: time to first byte, per-chunk cost on a 500-chunk stream, streams per second
+   (rounds and ratios as for plain requests);
 3. 1,000 concurrent open streams: the daemon's RSS and CPU;
 4. 20 SIGHUP reloads during sustained load: failed requests;
 plus start-up time to READY=1.
@@ -187,14 +189,16 @@ class Bench:
         lane: dict = {}
         for name, url, path, body, headers in self.targets():
             wrk(url + path, body, headers, 8, 1)  # warm up
-        for _ in range(self.rounds):
-            for name, url, path, body, headers in self.targets():
+        for round_ in range(self.rounds):
+            for name, url, path, body, headers in _ordered(self.targets(), round_):
                 load = wrk(url + path, body, headers, 32, self.secs(4))
                 single = wrk(url + path, body, headers, 1, self.secs(3))
                 row = lane.setdefault(name, {"rps": 0.0, "failures": 0, "p50_ms": 1e9,
-                                             "p99_ms": 1e9, "p99_ms_loaded": 1e9})
+                                             "p99_ms": 1e9, "p99_ms_loaded": 1e9,
+                                             "rps_rounds": []})
                 row["failures"] += load["failures"] + single["failures"]
                 row["rps"] = max(row["rps"], load["rps"])
+                row["rps_rounds"].append(load["rps"])
                 row["p99_ms_loaded"] = min(row["p99_ms_loaded"], load["p99_ms"])
                 if single["p50_ms"] < row["p50_ms"]:
                     row["p50_ms"], row["p99_ms"] = single["p50_ms"], single["p99_ms"]
@@ -206,10 +210,11 @@ class Bench:
     def streams(self) -> None:
         lane: dict = {}
         n_ttfb, n_long = (20, 4) if self.quick else (100, 10)
-        for _ in range(self.rounds):
-            for name, url, path, body, headers in self.targets(stream=True):
+        for round_ in range(self.rounds):
+            for name, url, path, body, headers in _ordered(self.targets(stream=True), round_):
                 row = lane.setdefault(name, {"ttfb_p50_ms": 1e9, "stream_500_ms": 1e9,
-                                             "streams_per_s": 0.0, "failures": 0})
+                                             "streams_per_s": 0.0, "failures": 0,
+                                             "streams_per_s_rounds": []})
                 timings = asyncio.run(loadgen.stream_timings(url, path, body, headers, n_ttfb))
                 long_body = dict(body, model=body["model"] + "-c500")
                 long = asyncio.run(loadgen.stream_timings(url, path, long_body, headers, n_long))
@@ -220,6 +225,7 @@ class Bench:
                 row["stream_500_ms"] = min(row["stream_500_ms"],
                                            1000 * statistics.median(t for _, t in long))
                 row["streams_per_s"] = max(row["streams_per_s"], done / self.secs(4))
+                row["streams_per_s_rounds"].append(done / self.secs(4))
                 row["failures"] += failed
         for name, row in lane.items():
             row["per_chunk_us"] = 1000 * (row["stream_500_ms"] - lane["direct"]["stream_500_ms"]) \
@@ -278,6 +284,22 @@ class Bench:
               f"{unconfirmed}", flush=True)
 
 
+def _ordered(targets: list[tuple], round_: int) -> list[tuple]:
+    """The targets in this round's order: reversed every other round, so a machine that speeds
+    up or slows down during the lane favours no target (the bare proxy runs right before
+    passthrough in one round and right after it in the next)."""
+    return targets if round_ % 2 == 0 else targets[::-1]
+
+
+def paired_ratio(lane: dict, name: str, key: str) -> float:
+    """Median over rounds of ``name``'s figure divided by the bare proxy's in the same round.
+    Each round measures the two within seconds of each other, so the drift of a shared machine
+    (it was seen to move 20 % within minutes) cancels; the best rounds of each, taken apart,
+    may come from different minutes."""
+    ratios = [mine / bare for mine, bare in zip(lane[name][key], lane["bare"][key]) if bare]
+    return statistics.median(ratios)
+
+
 async def _hold(url: str, path: str, body: dict, headers: dict[str, str], count: int, pid: int,
                 seconds: float) -> dict:
     """Hold ``count`` streams open; the proxy's RSS and CPU share meanwhile."""
@@ -308,13 +330,13 @@ def _rss_mb(pid: int) -> float:
 def verdicts(r: dict) -> dict:
     plain, streams = r["plain"], r["streams"]
     bare = plain["bare"]
-    translated = min(plain["openai>claude"]["rps"], plain["anthropic>gemini"]["rps"])
+    translated = min(paired_ratio(plain, "openai>claude", "rps_rounds"),
+                     paired_ratio(plain, "anthropic>gemini", "rps_rounds"))
     return {
-        "passthrough_rps_vs_bare": plain["passthrough"]["rps"] / bare["rps"],
-        "translated_rps_vs_bare": translated / bare["rps"],
+        "passthrough_rps_vs_bare": paired_ratio(plain, "passthrough", "rps_rounds"),
+        "translated_rps_vs_bare": translated,
         "added_p50_ms_over_bare": plain["passthrough"]["p50_ms"] - bare["p50_ms"],
-        "streams_per_s_vs_bare": streams["passthrough"]["streams_per_s"]
-        / streams["bare"]["streams_per_s"],
+        "streams_per_s_vs_bare": paired_ratio(streams, "passthrough", "streams_per_s_rounds"),
         "rss_1000_streams_mb": r["held_streams"]["passthrough"]["rss_mb"],
         "start_to_ready_s": r["start_to_ready_s"],
         "reload_failures": r["reloads"]["failures"],
@@ -355,8 +377,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short lanes (harness check)")
     parser.add_argument("--only", default="plain,streams,held,reloads",
                         help="comma-separated lanes to run")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds per lane; each target's best round is kept")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds per lane: ratios to the bare proxy are the "
+                        "median of each round's; the table shows each target's best round")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("bench needs wrk (Debian: apt-get install wrk)", file=sys.stderr)
