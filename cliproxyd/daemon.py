@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import ssl
 import time
@@ -127,6 +128,18 @@ class _Listener:
     port: int
 
 
+def raise_open_files_limit() -> None:
+    """Soft open-files limit up to the hard one: every client connection and upstream transfer
+    holds a descriptor, and the soft default (often 1024) is meant for programs that do not ask
+    (Go's runtime raises it the same way; systemd's LimitNOFILE sets the hard one)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:  # e.g. macOS caps it below RLIM_INFINITY
+            log.debug("open-files limit stays at %d: %s", soft, exc)
+
+
 class Notifier:
     """sd_notify messages; silent when NOTIFY_SOCKET is unset (not under systemd).
 
@@ -193,6 +206,7 @@ class Daemon:
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; return the exit code.  Raises `StartupError`."""
+        raise_open_files_limit()
         config = self.runtime_ref.current.config
         try:
             ssl_ctx = build_ssl_context(config)

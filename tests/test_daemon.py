@@ -295,3 +295,20 @@ def test_an_unreachable_notify_socket_is_logged_and_the_daemon_serves(daemon, tm
     assert d.request("GET", "/v1/models", headers=_auth(KEY)).status == 200
     assert "cannot reach the systemd notify socket" in d.logs
     assert "Traceback" not in d.logs
+
+
+def test_the_soft_open_files_limit_is_raised_to_the_hard_one(daemon):
+    """Every client connection and upstream transfer holds a descriptor; a soft default of a
+    few hundred would cap a busy daemon far below what the host allows."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(512, hard), hard))  # the daemon inherits it
+    try:
+        d = daemon({"api-keys": [KEY]})
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    limits = open(f"/proc/{d.pid}/limits").read()
+    row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    expected = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    assert row.split()[3:5] == [expected, expected]

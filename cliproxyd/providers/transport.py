@@ -19,6 +19,10 @@ Tornado's simple client cannot: on the benchmark (issue 8) that is most of what 
 * `UpstreamCall.cancel()` removes the transfer from libcurl at once; an unfinished transfer's
   connection is closed, not pooled (the upstream sees the disconnect).  The handler calls it
   from ``on_connection_close``.
+* Up to `default_max_transfers()` requests are in flight at once (half the open-files limit;
+  the daemon raises that limit to its hard maximum at start, as Go programs do); libcurl handles
+  are made as transfers need them, not all at start.  A request beyond the cap waits for a free
+  slot, its first-byte timeout running.
 * Application code never runs inside a libcurl callback (libcurl forbids re-entering it from
   there): header lines and body chunks are queued and handed over from the IOLoop.
 
@@ -41,6 +45,7 @@ import collections
 import logging
 import math
 import os
+import resource
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -71,6 +76,7 @@ ChunkCallback = Callable[[bytes], "Awaitable[None] | None"]
 _SAFETY_REQUEST_TIMEOUT = 24 * 3600.0
 _DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024  # buffered (non-streamed or error) bodies
 _STREAM_MAX_BODY = 1 << 40  # streamed bodies are not buffered: no practical limit
+_FIRST_HANDLES = 16  # libcurl handles made at start; more are made as transfers need them
 _USER_AGENT = "cliproxyd"
 _PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
 
@@ -431,9 +437,21 @@ class _CurlClient(CurlAsyncHTTPClient):
     set again for every transfer.
     """
 
-    def initialize(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def initialize(self, *, max_clients: int, **kwargs: Any) -> None:  # type: ignore[override]
         self._cafile, self._capath = _trust_store()
-        super().initialize(*args, **kwargs)
+        # Tornado creates every handle up front and queues a transfer beyond them until one
+        # is free; we start with a few and create more as transfers need them, up to the cap.
+        self._max_transfers = max_clients
+        super().initialize(max_clients=min(max_clients, _FIRST_HANDLES), **kwargs)
+
+    def _process_queue(self) -> None:
+        wanted = min(len(self._requests) - len(self._free_list),
+                     self._max_transfers - len(self._curls))
+        if wanted > 0:
+            fresh = [self._curl_create() for _ in range(wanted)]
+            self._curls += fresh
+            self._free_list += fresh
+        super()._process_queue()
 
     def _curl_setup_request(self, curl: pycurl.Curl, request: HTTPRequest, buffer: Any,
                             headers: httputil.HTTPHeaders) -> None:
@@ -491,6 +509,12 @@ def _header_lines(headers: Mapping[str, str]) -> list[bytes]:
     return lines
 
 
+def default_max_transfers() -> int:
+    """Half the process's open-files limit (each transfer holds one socket), at least 64."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if soft == resource.RLIM_INFINITY else max(64, soft // 2)
+
+
 def _proxy_scheme(proxy_url: str) -> str:
     """The scheme of a usable ``proxy-url``; anything else is a 502 (never a silent direct
     connection)."""
@@ -507,15 +531,18 @@ class Transport:
     upstreams are kept alive and reused across requests (and across credentials that share a
     host and proxy)."""
 
-    def __init__(self, *, max_clients: int = 1000,
+    def __init__(self, *, max_transfers: int | None = None,
                  max_response_bytes: int = _DEFAULT_MAX_RESPONSE) -> None:
+        """``max_transfers``: upstream requests in flight at once (more wait for a free slot,
+        their first-byte timeout running); by default half the open-files limit, so client
+        connections keep the other half."""
         self._max_response = max_response_bytes
-        self._max_clients = max_clients
+        self._max_transfers = max_transfers or default_max_transfers()
         self._client: _CurlClient | None = None
 
     def _curl_client(self) -> _CurlClient:
         if self._client is None:  # created on the loop that uses it
-            self._client = _CurlClient(force_instance=True, max_clients=self._max_clients,
+            self._client = _CurlClient(force_instance=True, max_clients=self._max_transfers,
                                        max_body_size=_STREAM_MAX_BODY)
         return self._client
 

@@ -123,7 +123,7 @@ def _app(state: dict) -> tornado.web.Application:
     return tornado.web.Application([(p, h, {"state": state}) for p, h in routes])
 
 
-def run(scenario, gap: float = 0.0):
+def run(scenario, gap: float = 0.0, **transport_options):
     """Start the fake upstream on a free port, run ``scenario(transport, base, state)``."""
 
     async def main():
@@ -135,7 +135,7 @@ def run(scenario, gap: float = 0.0):
         server = HTTPServer(_app(state))
         server.add_sockets([sock])
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        transport = Transport()
+        transport = Transport(**transport_options)
         try:
             return await scenario(transport, base, state)
         finally:
@@ -566,3 +566,43 @@ def test_buffered_body_over_the_limit_fails_instead_of_growing():
 
     err = run(scenario)
     assert err.status == 502 and "too large" in err.message
+
+
+def _open_streams(t, base, count: int) -> tuple[list, list[asyncio.Event]]:
+    """Start ``count`` calls to /stall-mid; each event is set when its first chunk arrives."""
+    firsts = [asyncio.Event() for _ in range(count)]
+    calls = [t.start(wire(base + "/stall-mid"), connect_timeout=5, first_byte_timeout=LONG,
+                     idle_timeout=LONG, on_chunk=lambda c, e=e: e.set()) for e in firsts]
+    return calls, firsts
+
+
+def test_many_concurrent_transfers_all_start_at_once():
+    """libcurl handles are made as transfers need them (a few exist at start); none of 100
+    concurrent streams waits for another to finish."""
+
+    async def scenario(t, base, state):
+        calls, firsts = _open_streams(t, base, 100)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in firsts)), LONG)
+        finally:
+            for call in calls:
+                call.cancel()
+        return sum(e.is_set() for e in firsts)
+
+    assert run(scenario) == 100
+
+
+def test_transfers_beyond_the_cap_wait_for_a_free_slot():
+    async def scenario(t, base, state):
+        calls, firsts = _open_streams(t, base, 3)
+        await asyncio.wait_for(asyncio.gather(firsts[0].wait(), firsts[1].wait()), LONG)
+        await asyncio.sleep(0.3)
+        queued = not firsts[2].is_set()
+        calls[0].cancel()  # a slot is free: the third starts
+        await asyncio.wait_for(firsts[2].wait(), LONG)
+        for call in calls:
+            call.cancel()
+        return queued
+
+    assert run(scenario, max_transfers=2)
+
