@@ -34,7 +34,6 @@ from cliproxyd.credentials.oauth import (
     authorize_url,
     redirect_uri,
 )
-from cliproxyd.credentials.tokens import post_token
 from cliproxyd.routing.models import OAuthAccount
 
 __all__ = ["MAX_CONCURRENT", "RESCAN_EVERY", "TICK", "OAuthService", "exchange_and_save"]
@@ -48,6 +47,14 @@ MAX_CONCURRENT = 16
 
 def _endpoints(config: Any, provider: str) -> Any:
     return getattr(config.oauth, provider)
+
+
+def post_token(request: Any, proxy_url: str) -> dict:
+    """Blocking: `tokens.post_token`.  requests and requests-oauthlib are imported on the first
+    token request, in the executor, not at start: they were an eighth of start-up time."""
+    from cliproxyd.credentials import tokens
+
+    return tokens.post_token(request, proxy_url)
 
 
 def exchange_and_save(config: Any, flow: Flow, code: str, now: float) -> str:
