@@ -95,7 +95,7 @@ def _conn_params(config: Config) -> HTTP1ConnectionParameters:
         max_header_size=MAX_HEADER_SIZE,
         header_timeout=config.timeouts.client_idle,
         max_body_size=server_body_limit(config.max_body_size),
-        body_timeout=config.timeouts.client_body,
+        # No body_timeout here: `handlers.base._GuardedDelegate` applies client-body.
     )
 
 
@@ -239,7 +239,6 @@ class Daemon:
             ssl_options=ssl_ctx,
             max_header_size=MAX_HEADER_SIZE,
             idle_connection_timeout=config.timeouts.client_idle,
-            body_timeout=config.timeouts.client_body,
             max_body_size=server_body_limit(config.max_body_size),
         )
         server.add_sockets(sockets)
