@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from cliproxyd.errors import ProxyError
-from cliproxyd.usage import UsageRecord, local_offset
+from cliproxyd.usage import LocalBuckets, UsageRecord, local_offset
 
 __all__ = ["RequestDone", "api_key_for", "record"]
 
 log = logging.getLogger(__name__)
+
+# The server's local offset and day/hour buckets for usage records (the process's time zone).
+_local_buckets = LocalBuckets(local_offset)
 
 # Routes whose path carries client input: usage groups them under a fixed pattern.
 _ROUTE_PATTERNS = {"gemini_action": "/v1beta/models/*action"}
@@ -63,8 +66,9 @@ def _record(state: Any, runtime: Any, done: RequestDone) -> None:
     if runtime.config.usage_statistics_enabled:
         ts_us = int(done.started * 1e6)
         cred_id = getattr(outcome, "credential_id", None) or ""
+        offset, buckets = _local_buckets(ts_us)
         rec = UsageRecord.make(
-            ts_us=ts_us, offset=local_offset(ts_us), api=done.api, model=model,
+            ts_us=ts_us, offset=offset, buckets=buckets, api=done.api, model=model,
             source=getattr(outcome, "credential", None) or "",
             auth_index=cred_id.rpartition("-")[2], failed=failed,
             latency_ms=int(done.duration * 1000), **_tokens(usage))

@@ -21,13 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "EXPORT_VERSION", "Totals", "UsageImportError", "UsageRecord", "dedup_key", "format_local", "format_utc_nano",
-    "local_offset", "parse_import", "parse_timestamp", "snapshot",
+    "EXPORT_VERSION", "LocalBuckets", "Totals", "UsageImportError", "UsageRecord", "dedup_key",
+    "format_local", "format_utc_nano", "local_offset", "parse_import", "parse_timestamp", "snapshot",
 ]
 
 EXPORT_VERSION = 1
@@ -65,19 +66,20 @@ class UsageRecord:
     @classmethod
     def make(cls, *, ts_us: int, offset: int, api: str, model: str, input_tokens: int = 0,
              output_tokens: int = 0, reasoning_tokens: int = 0, cached_tokens: int = 0,
-             total_tokens: int = 0, **rest: Any) -> UsageRecord:
-        """A record with the reference's total rule and its local day/hour buckets.
+             total_tokens: int = 0, buckets: tuple[str, str] | None = None,
+             **rest: Any) -> UsageRecord:
+        """A record with the reference's total rule and its local day/hour buckets
+        (``buckets``, when the caller has them from `LocalBuckets`).
 
         Total: the upstream's total, else input + output + reasoning, else that plus cached.
         """
         total = total_tokens or (input_tokens + output_tokens + reasoning_tokens)
         total = total or cached_tokens
-        local = _utc(ts_us) + dt.timedelta(seconds=offset)
+        day, hour = buckets or _day_hour(ts_us, offset)
         return cls(ts_us=ts_us, api=api or "unknown", model=model or "unknown",
                    input_tokens=input_tokens, output_tokens=output_tokens,
                    reasoning_tokens=reasoning_tokens, cached_tokens=cached_tokens,
-                   total_tokens=total, day=local.strftime("%Y-%m-%d"), hour=local.strftime("%H"),
-                   **rest)
+                   total_tokens=total, day=day, hour=hour, **rest)
 
     def detail(self, offset: int) -> dict[str, Any]:
         """The reference's detail object (timestamp in local time with its offset)."""
@@ -89,6 +91,35 @@ class UsageRecord:
                        "cached_tokens": self.cached_tokens, "total_tokens": self.total_tokens},
             "failed": self.failed,
         }
+
+
+def _day_hour(ts_us: int, offset: int) -> tuple[str, str]:
+    local = _utc(ts_us) + dt.timedelta(seconds=offset)
+    return local.strftime("%Y-%m-%d"), local.strftime("%H")
+
+
+_QUARTER_HOUR_US = 900_000_000
+
+
+class LocalBuckets:
+    """``(offset, (day, hour))`` of a timestamp, worked out once per UTC quarter hour.
+
+    Every zone's UTC offset, and every change of it, falls on a quarter hour, so all three are
+    constant within one.  Working them out for every request (a time-zone lookup and two
+    strftime calls) cost more than the rest of making its usage record.  ``offset_of`` is the
+    local-offset function (`local_offset`; tests pass their own)."""
+
+    def __init__(self, offset_of: OffsetFn) -> None:
+        self._offset_of = offset_of
+        self._quarter: int | None = None
+        self._value: tuple[int, tuple[str, str]] = (0, ("", ""))
+
+    def __call__(self, ts_us: int) -> tuple[int, tuple[str, str]]:
+        quarter = ts_us // _QUARTER_HOUR_US
+        if quarter != self._quarter:
+            offset = self._offset_of(ts_us)
+            self._quarter, self._value = quarter, (offset, _day_hour(ts_us, offset))
+        return self._value
 
 
 def dedup_key(rec: UsageRecord) -> str:
@@ -112,10 +143,12 @@ def _utc(ts_us: int) -> dt.datetime:
 
 
 def format_utc_nano(ts_us: int) -> str:
-    """Go's RFC3339Nano in UTC: fraction digits without trailing zeros, ``Z`` suffix."""
-    base = _utc(ts_us)
-    frac = f"{base.microsecond:06d}".rstrip("0")
-    return base.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+    """Go's RFC3339Nano in UTC: fraction digits without trailing zeros, ``Z`` suffix.  (Part of
+    every record's dedup key: time.gmtime is a third of the cost of a datetime here.)"""
+    seconds, micro = divmod(ts_us, 1_000_000)
+    frac = f"{micro:06d}".rstrip("0")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
+        (f".{frac}" if frac else "") + "Z"
 
 
 def format_local(ts_us: int, offset: int) -> str:

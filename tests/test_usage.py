@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cliproxyd.usage import (
+    LocalBuckets,
     Totals,
     UsageImportError,
     UsageRecord,
@@ -147,3 +148,22 @@ def test_import_version_zero_or_missing_is_accepted():
     body = _export([{}])
     del body["version"]
     assert len(parse_import(body, now_us=T0, offset=UTC)) == 1
+
+
+def test_local_buckets_follow_an_offset_change_and_match_make():
+    """Worked out once per UTC quarter hour, and the same day/hour `UsageRecord.make` gives.
+    Nepal's +5:45 moves the local hour at UTC :15; a DST-like change lands on a quarter."""
+    change = 1_700_001_000 * 10**6  # on a quarter hour (1_700_001_000 s is 15-minute aligned)
+    assert change % 900_000_000 == 0
+    def offset_of(ts_us: int) -> int:
+        return 5 * 3600 + 45 * 60 if ts_us < change else 6 * 3600 + 45 * 60
+
+    asked: list[int] = []
+    buckets = LocalBuckets(lambda ts_us: asked.append(ts_us) or offset_of(ts_us))
+    start = change - 2 * 3600 * 10**6
+    for ts in range(start, change + 2 * 3600 * 10**6, 60 * 10**6 + 7):  # every minute or so
+        offset, (day, hour) = buckets(ts)
+        assert offset == offset_of(ts)
+        rec = UsageRecord.make(ts_us=ts, offset=offset, api="k", model="m")
+        assert (day, hour) == (rec.day, rec.hour), ts
+    assert len(asked) == len({ts // 900_000_000 for ts in asked}) == 16  # once per quarter hour
