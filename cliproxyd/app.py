@@ -72,6 +72,20 @@ def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
         return rule(pattern, NotFoundHandler, name, client_format=client_format, access=access)
 
     routes = [
+        # The API first: rules are tried in order, and these take nearly every request.
+        rule(r"/v1/chat/completions", ChatCompletionsHandler, "chat_completions"),
+        rule(r"/v1/completions", CompletionsHandler, "completions"),
+        rule(r"/v1/messages", MessagesHandler, "messages"),
+        rule(r"/v1/messages/count_tokens", CountTokensHandler, "count_tokens"),
+        # One path, two rules: GET is the WebSocket upgrade, anything else the HTTP API.
+        Rule(UpgradeMatches(r"/v1/responses$"), ResponsesWebSocketHandler,
+             {"runtime_ref": runtime_ref, "state": state, "route": "responses_websocket",
+              "sockets": sockets}, name="responses_websocket"),
+        rule(r"/v1/responses", ResponsesHandler, "responses"),
+        rule(r"/v1/models", ModelsHandler, "models"),
+        rule(r"/v1beta/models", GeminiModelsHandler, "gemini_models"),
+        rule(r"/v1beta/models/([^/:]+)", GeminiModelHandler, "gemini_model"),
+        rule(r"/v1beta/models/([^/:]+):([A-Za-z]+)", GeminiActionHandler, "gemini_action"),
         rule(r"/", RootHandler, "root"),
         rule(r"/healthz", HealthHandler, "healthz"),
         rule(r"/metrics", MetricsHandler, "metrics"),
@@ -100,19 +114,6 @@ def make_app(runtime_ref: RuntimeRef, state: AppState) -> ProxyApplication:
         rule(r"/v0/management/auth-files/download", AuthFileDownloadHandler,
              "management_auth_download"),
         rule(r"/v0/management/auth-files/status", AuthFileStatusHandler, "management_auth_status"),
-        rule(r"/v1/chat/completions", ChatCompletionsHandler, "chat_completions"),
-        rule(r"/v1/completions", CompletionsHandler, "completions"),
-        rule(r"/v1/messages", MessagesHandler, "messages"),
-        rule(r"/v1/messages/count_tokens", CountTokensHandler, "count_tokens"),
-        # One path, two rules: GET is the WebSocket upgrade, anything else the HTTP API.
-        Rule(UpgradeMatches(r"/v1/responses$"), ResponsesWebSocketHandler,
-             {"runtime_ref": runtime_ref, "state": state, "route": "responses_websocket",
-              "sockets": sockets}, name="responses_websocket"),
-        rule(r"/v1/responses", ResponsesHandler, "responses"),
-        rule(r"/v1/models", ModelsHandler, "models"),
-        rule(r"/v1beta/models", GeminiModelsHandler, "gemini_models"),
-        rule(r"/v1beta/models/([^/:]+)", GeminiModelHandler, "gemini_model"),
-        rule(r"/v1beta/models/([^/:]+):([A-Za-z]+)", GeminiActionHandler, "gemini_action"),
         # Catch-alls: keep last.
         unknown(r"/v0/management(?:/.*)?", "management_unknown", None, "management"),
         unknown(r"/v1/messages(?:/.*)?", "claude_unknown", "claude", "client"),
