@@ -56,7 +56,6 @@ from urllib.parse import urlsplit
 import pycurl
 from tornado import httputil
 from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
-from tornado.httpclient import HTTPRequest, HTTPResponse
 from tornado.ioloop import IOLoop
 
 from cliproxyd.errors import ErrorKind, ProxyError
@@ -138,8 +137,11 @@ class _Headers(Mapping[str, str]):
 class UpstreamCall:
     """One upstream request in flight: `cancel()` it, or `await result()`."""
 
-    def __init__(self, on_chunk: ChunkCallback | None, first_byte_timeout: float,
+    def __init__(self, wire: WireRequest, connect_timeout: float, proxy_url: str,
+                 on_chunk: ChunkCallback | None, first_byte_timeout: float,
                  idle_timeout: float, max_response: int) -> None:
+        # What `_CurlClient` sends.
+        self.wire, self.connect_timeout, self.proxy_url = wire, connect_timeout, proxy_url
         self._loop = IOLoop.current()
         self._on_chunk = on_chunk
         self._first_byte_timeout = first_byte_timeout
@@ -163,7 +165,8 @@ class UpstreamCall:
         self._flush_scheduled = False
         self._holding = False      # the consumer has not finished with the last chunk
         self._curl_paused = False  # libcurl was told to pause the transfer meanwhile
-        self._final: asyncio.Future[HTTPResponse] | None = None  # completed, not yet delivered
+        # (status, error) of a transfer libcurl finished while chunks were still undelivered.
+        self._final: tuple[int | None, BaseException | None] | None = None
         self._tunnel_head = False  # an HTTP proxy's CONNECT answer comes before the response
         self._paused = 0  # > 0 while waiting for the consumer (the watchdog then waits too)
         self.bytes_received = 0
@@ -181,8 +184,7 @@ class UpstreamCall:
         self._client = self._curl = self._curl_info = None
         return (client, curl) if mine else (None, None)
 
-    def _begin(self, fetch: asyncio.Future[HTTPResponse]) -> None:
-        fetch.add_done_callback(self._fetched)
+    def _begin(self) -> None:
         self._arm(self._started + self._first_byte_timeout)
 
     def _arm(self, deadline: float) -> None:
@@ -294,7 +296,7 @@ class UpstreamCall:
                     client._set_timeout(0)  # type: ignore[union-attr]  # ask for a socket_action
         if self._final is not None and not self._queue:
             final, self._final = self._final, None
-            self._fetched(final)
+            self._transfer_done(*final)
 
     def _on_body(self, chunk: bytes) -> Awaitable[None] | None:
         self._last_activity = self._loop.time()
@@ -335,31 +337,25 @@ class UpstreamCall:
             self._paused -= 1
             self._last_activity = self._loop.time()
 
-    def _fetched(self, fetch: asyncio.Future[HTTPResponse]) -> None:
-        if not fetch.cancelled() and not self._done.done() and (self._queue or self._holding):
-            self._final = fetch  # answer once the consumer has every chunk
+    def _transfer_done(self, code: int | None, error: BaseException | None) -> None:
+        """libcurl finished the transfer (``code``: the HTTP status) or failed it (``error``), or
+        it could not be started (``error``)."""
+        if not self._done.done() and (self._queue or self._holding):
+            self._final = (code, error)  # answer once the consumer has every chunk
             return
         self._stop_timer()
         self._detach()
-        if fetch.cancelled():
-            if not self._done.done():
-                self._done.cancel()
+        if self._done.done():
             return
-        exc = fetch.exception()  # retrieved even when the call already ended (a cancel): no
-        if self._done.done():    # "exception was never retrieved" noise in the log
+        if error is None:  # any real HTTP status, 2xx or not, is an answer
+            self._done.set_result(self._response(code or 0))
             return
-        if exc is None:
-            response = fetch.result()
-            if response.code != 599:  # any real HTTP status, 2xx or not, is an answer
-                self._done.set_result(self._response(response))
-                return
-            exc = response.error
-        self._done.set_exception(self._map_failure(exc))
+        self._done.set_exception(self._map_failure(error))
 
     # -- outcomes ---------------------------------------------------------------------------------
 
-    def _response(self, response: HTTPResponse) -> UpstreamResponse:
-        return UpstreamResponse(self.status or response.code, _Headers(self._header_lines),
+    def _response(self, code: int) -> UpstreamResponse:
+        return UpstreamResponse(self.status or code, _Headers(self._header_lines),
                                 bytes(self._buffer))
 
     def _map_failure(self, exc: BaseException | None) -> ProxyError:
@@ -428,13 +424,16 @@ def _trust_store() -> tuple[str | None, str | None]:
 
 
 class _CurlClient(CurlAsyncHTTPClient):
-    """Tornado's libcurl client with our own request setup: header and write callbacks that
-    only queue (back-pressure), abort, proxies and the trust store.
+    """Tornado's libcurl client driving `UpstreamCall`s directly: Tornado keeps the multi
+    handle, its socket and timer callbacks and the pool of easy handles; the queue, the
+    per-transfer setup (header and write callbacks that only queue, for back-pressure; abort;
+    proxies; the trust store) and the finish are ours.
 
     Tornado's setup reads some forty request attributes and sets about thirty options per
-    transfer; on the benchmark that was the largest single cost of a request.  Tornado resets a
-    handle after each transfer (its pooled connections survive that), so every option we need is
-    set again for every transfer.
+    transfer, and its fetch and finish build request, response and timing objects we never read;
+    on the benchmark those were the largest single costs of a request.  A handle is reset after
+    each transfer (its pooled connections survive that), so every option we need is set again
+    for every transfer.
     """
 
     def initialize(self, *, max_clients: int, **kwargs: Any) -> None:  # type: ignore[override]
@@ -444,18 +443,53 @@ class _CurlClient(CurlAsyncHTTPClient):
         self._max_transfers = max_clients
         super().initialize(max_clients=min(max_clients, _FIRST_HANDLES), **kwargs)
 
+    def submit(self, call: UpstreamCall) -> None:
+        """Start ``call``'s transfer, or queue it until a handle is free.  Tornado's ``fetch``
+        is not used: its request and response objects, future and timing dictionary were a
+        tenth of a small request's cost, and we read none of them."""
+        self._requests.append(call)  # type: ignore[arg-type]
+        self._process_queue()
+        self._set_timeout(0)
+
     def _process_queue(self) -> None:
-        wanted = min(len(self._requests) - len(self._free_list),
-                     self._max_transfers - len(self._curls))
+        requests, free = self._requests, self._free_list
+        wanted = min(len(requests) - len(free), self._max_transfers - len(self._curls))
         if wanted > 0:
             fresh = [self._curl_create() for _ in range(wanted)]
             self._curls += fresh
-            self._free_list += fresh
-        super()._process_queue()
+            free += fresh
+        while free and requests:
+            curl = free.pop()
+            call: UpstreamCall = requests.popleft()  # type: ignore[assignment]
+            curl.info = call  # type: ignore[attr-defined]  # Tornado's "handle in use" mark
+            try:
+                self._setup(curl, call)
+            except Exception as exc:
+                curl.info = None  # type: ignore[attr-defined]
+                curl.reset()
+                free.append(curl)
+                call._transfer_done(None, exc)
+            else:
+                self._multi.add_handle(curl)
 
-    def _curl_setup_request(self, curl: pycurl.Curl, request: HTTPRequest, buffer: Any,
-                            headers: httputil.HTTPHeaders) -> None:
-        call: UpstreamCall = request.cliproxyd_call  # type: ignore[attr-defined]
+    def _finish(self, curl: pycurl.Curl, curl_error: int | None = None,
+                curl_message: str | None = None) -> None:
+        """libcurl is done with ``curl`` (Tornado calls this for finished transfers)."""
+        call: UpstreamCall = curl.info  # type: ignore[attr-defined]
+        curl.info = None  # type: ignore[attr-defined]
+        self._multi.remove_handle(curl)
+        if curl_error:
+            code, error = None, CurlError(curl_error, curl_message or "")
+        else:
+            code, error = curl.getinfo(pycurl.HTTP_CODE), None
+        try:
+            call._transfer_done(code, error)
+        except Exception:
+            log.exception("finishing an upstream transfer failed")
+        curl.reset()
+        self._free_list.append(curl)
+
+    def _setup(self, curl: pycurl.Curl, call: UpstreamCall) -> None:
         if call.done:  # cancelled while queued for a free handle
             raise ConnectionAbortedError("cancelled before the request started")
         # Options not set here are at their defaults (redirects not followed, peers verified):
@@ -471,13 +505,13 @@ class _CurlClient(CurlAsyncHTTPClient):
             curl.setopt(pycurl.CAINFO, self._cafile)
         if self._capath:
             curl.setopt(pycurl.CAPATH, self._capath)
-        wire: WireRequest = request.cliproxyd_wire  # type: ignore[attr-defined]
+        wire = call.wire
         curl.setopt(pycurl.URL, wire.url)
         curl.setopt(pycurl.HTTPHEADER, _header_lines(wire.headers))
         curl.setopt(pycurl.HEADERFUNCTION, call._curl_header)
         curl.setopt(pycurl.WRITEFUNCTION, call._curl_write)
-        curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(1000 * request.connect_timeout))  # type: ignore[operator]
-        proxy_url = request.cliproxyd_proxy  # type: ignore[attr-defined]
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(1000 * call.connect_timeout))
+        proxy_url = call.proxy_url
         if proxy_url:  # without one, libcurl's default: the *_proxy environment variables
             curl.setopt(pycurl.PROXY, proxy_url)
             curl.setopt(pycurl.HTTPPROXYTUNNEL, 1)
@@ -555,21 +589,16 @@ class Transport:
         apply back-pressure); without it the body is buffered into the response.
         ``proxy_url`` sends the request through that proxy (see the module docstring).
         """
-        call = UpstreamCall(on_chunk, first_byte_timeout, idle_timeout, self._max_response)
+        call = UpstreamCall(wire, connect_timeout, proxy_url or "", on_chunk, first_byte_timeout,
+                            idle_timeout, self._max_response)
         if proxy_url:
             try:
                 call._tunnel_head = _proxy_scheme(proxy_url) in ("http", "https")
             except ProxyError as err:
                 call._fail(err)
                 return call
-        # Only the URL, the timeouts and our attributes are read (by `_CurlClient`).
-        request = HTTPRequest(wire.url, connect_timeout=connect_timeout,
-                              request_timeout=_SAFETY_REQUEST_TIMEOUT)
-        request.cliproxyd_call = call  # type: ignore[attr-defined]
-        request.cliproxyd_wire = wire  # type: ignore[attr-defined]
-        request.cliproxyd_proxy = proxy_url or ""  # type: ignore[attr-defined]
-        fetch = asyncio.ensure_future(self._curl_client().fetch(request, raise_error=False))
-        call._begin(fetch)
+        call._begin()
+        self._curl_client().submit(call)
         return call
 
     async def send(self, wire: WireRequest, *, connect_timeout: float, first_byte_timeout: float,
