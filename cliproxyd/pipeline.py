@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -220,8 +220,10 @@ class Pipeline:
         base, reasoning = split_model_suffix(request.model)
         if reasoning is not None:
             request = replace(request, reasoning=reasoning)
+        # Response ids need to be unique, not secret: no os.urandom call per request.
         ctx = ir.EncodeContext(model=request.model, created=int(self.wall()),
-                               response_id=_ID_PREFIX.get(client.format, "") + secrets.token_hex(12),
+                               response_id=f"{_ID_PREFIX.get(client.format, '')}"
+                                           f"{random.getrandbits(96):024x}",
                                request=request)
         return _Plan(client, body, request, base, reasoning is not None, request.stream, ctx,
                      client_headers)

@@ -306,14 +306,17 @@ class StreamWatcher:
         busy = not self._started
         if busy:
             out = self._start(chunk)
+        # Parsed JSON holds plain dicts: `dict` checks, not the Mapping ABC's slower ones (this
+        # runs for every event of every passthrough stream).
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else ():
-            if isinstance(choice, Mapping) and choice.get("index") in (0, None):
+            if isinstance(choice, dict) and choice.get("index") in (0, None):
                 busy = self._choice(choice) or busy
-        usage = usage_from_wire(chunk.get("usage"))
-        if usage is not None:
-            out.append(ir.UsageUpdate(usage))
-            self.usage_only = not busy
+        if "usage" in chunk:
+            usage = usage_from_wire(chunk["usage"])
+            if usage is not None:
+                out.append(ir.UsageUpdate(usage))
+                self.usage_only = not busy
         return out
 
     def finish(self) -> list[ir.StreamEvent]:
@@ -335,7 +338,7 @@ class StreamWatcher:
         """Notes the choice's finish and tool calls; whether it carried anything."""
         busy = False
         delta = choice.get("delta")
-        if isinstance(delta, Mapping):
+        if isinstance(delta, dict):
             busy = any(delta.get(key) for key in self._CONTENT)
             self._tools = self._tools or bool(delta.get("tool_calls"))
         finish = choice.get("finish_reason")
