@@ -63,14 +63,22 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+_KEY_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
+
+
 def client_key_candidates(headers: Mapping[str, str], query_key: str | None) -> list[str]:
     """Every client key the request presents, in the order the sources are consulted."""
+    values: dict[str, str] = {}
+    for key, value in headers.items():  # one pass for the three names (every request runs this)
+        lowered = key.lower()
+        if lowered in _KEY_HEADERS and lowered not in values:
+            values[lowered] = value
     found = []
-    auth = _header(headers, "Authorization")
+    auth = values.get("authorization")
     if auth:
         found.append(_bearer(auth))
-    for name in ("x-api-key", "x-goog-api-key"):
-        value = _header(headers, name)
+    for name in _KEY_HEADERS[1:]:
+        value = values.get(name)
         if value:
             found.append(value.strip())
     if query_key:

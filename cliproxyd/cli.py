@@ -24,6 +24,7 @@ import getpass
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from cliproxyd import __version__
@@ -112,10 +113,29 @@ def _load(path: str | None):
     return config
 
 
+class _LogFormatter(logging.Formatter):
+    """The daemon's line format.  The date and time text is made once per second, not per line:
+    the access log writes a line for every request."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._second: int | None = None
+        self._text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._text = time.strftime(self.default_time_format, self.converter(second))
+        return self.default_msec_format % (self._text, record.msecs)
+
+
 def _setup_logging(debug: bool) -> None:
     from cliproxyd.daemon import set_log_level
 
-    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter())
+    logging.basicConfig(handlers=[handler])
     # Fields the format never shows, not collected for every record (the access log writes one
     # per request); the logging HOWTO's "Optimization" section names these switches.
     logging._srcfile = None  # type: ignore[attr-defined]  # caller's file and line: a frame walk

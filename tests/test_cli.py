@@ -123,3 +123,18 @@ def test_hash_secret_refuses_an_empty_secret():
     result = run("hash-secret", stdin="\n")
     assert result.returncode == 64
     assert "empty" in result.stderr
+
+
+def test_log_lines_match_the_standard_formatter_across_second_boundaries():
+    """The formatter reuses the date-time text within a second; it must never reuse it across
+    one (records arrive out of order from threads too)."""
+    import logging
+
+    from cliproxyd.cli import _LogFormatter
+
+    ours = _LogFormatter()
+    standard = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for created in (1700000000.25, 1700000000.999, 1700000001.0, 1700000000.5, 1700003600.001):
+        record = logging.LogRecord("cliproxyd.x", logging.WARNING, "", 0, "n=%d", (3,), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.format(record) == standard.format(record)
