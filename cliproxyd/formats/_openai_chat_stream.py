@@ -104,20 +104,16 @@ class _Open:
     call: _Call | None = None
 
 
-class StreamDecoder:
-    """Upstream Chat SSE events → IR stream events (see the module docstring for the rules)."""
+class _ChunkFeed:
+    """What the decoder and the passthrough watcher share: each SSE event read as a chunk,
+    ``[DONE]`` or an error, and nothing after the end.  Subclasses handle ``_chunk`` and
+    ``_terminal``."""
 
-    def __init__(self) -> None:
-        self._started = False
-        self._done = False
-        self._open: _Open | None = None
-        self._next_block = 0
-        self._calls: dict[int, _Call] = {}
-        self._last_call: int | None = None
-        self._finish: str | None = None
+    _done = False
+    _finish: str | None = None  # the finish_reason seen, if any
 
     def feed(self, event: Event) -> list[ir.StreamEvent]:
-        """Decode one SSE event."""
+        """One SSE event in, the IR events it means out."""
         if self._done:
             return []
         chunk = _read_chunk(event)
@@ -130,12 +126,35 @@ class StreamDecoder:
         return self._chunk(chunk)
 
     def finish(self) -> list[ir.StreamEvent]:
-        """End of upstream bytes."""
+        """End of upstream bytes: complete after a ``finish_reason``, else truncated."""
         if self._done:
             return []
         if self._finish is not None:
             return self._terminal()
         return self._fail(ProxyError(ErrorKind.UPSTREAM_ERROR, TRUNCATED))
+
+    def _chunk(self, chunk: dict) -> list[ir.StreamEvent]:
+        raise NotImplementedError
+
+    def _terminal(self) -> list[ir.StreamEvent]:
+        raise NotImplementedError
+
+    def _fail(self, error: ProxyError) -> list[ir.StreamEvent]:
+        self._done = True
+        return [ir.StreamError(error)]
+
+
+class StreamDecoder(_ChunkFeed):
+    """Upstream Chat SSE events → IR stream events (see the module docstring for the rules)."""
+
+    def __init__(self) -> None:
+        self._started = False
+        self._done = False
+        self._open: _Open | None = None
+        self._next_block = 0
+        self._calls: dict[int, _Call] = {}
+        self._last_call: int | None = None
+        self._finish: str | None = None
 
     # -- chunk handling ------------------------------------------------------------------------
 
@@ -264,12 +283,9 @@ class StreamDecoder:
         reason = stop_reason_for(self._finish, bool(self._calls))
         return out + [ir.MessageStop(stop_reason=reason, native_stop_reason=self._finish)]
 
-    def _fail(self, error: ProxyError) -> list[ir.StreamEvent]:
-        self._done = True
-        return [ir.StreamError(error)]
 
 
-class StreamWatcher:
+class StreamWatcher(_ChunkFeed):
     """Passthrough: a Chat stream forwarded to a Chat client as the upstream wrote it is watched,
     not decoded.  The relay needs its opening, its usage, an in-stream error and whether it
     ended; the content is the client's to read (so a shape IR cannot hold, such as interleaved
@@ -292,16 +308,9 @@ class StreamWatcher:
     def feed(self, event: Event) -> list[ir.StreamEvent]:
         """Watch one SSE event."""
         self.usage_only = False
-        if self._done:
-            return []
-        chunk = _read_chunk(event)
-        if chunk is None:
-            return []
-        if chunk is DONE:
-            return self._terminal()
-        if isinstance(chunk, ProxyError):
-            self._done = True
-            return [ir.StreamError(chunk)]
+        return super().feed(event)
+
+    def _chunk(self, chunk: dict) -> list[ir.StreamEvent]:
         out: list[ir.StreamEvent] = []
         busy = not self._started
         if busy:
@@ -318,15 +327,6 @@ class StreamWatcher:
                 out.append(ir.UsageUpdate(usage))
                 self.usage_only = not busy
         return out
-
-    def finish(self) -> list[ir.StreamEvent]:
-        """End of upstream bytes."""
-        if self._done:
-            return []
-        if self._finish is not None:
-            return self._terminal()
-        self._done = True
-        return [ir.StreamError(ProxyError(ErrorKind.UPSTREAM_ERROR, TRUNCATED))]
 
     def _start(self, chunk: Mapping[str, Any]) -> list[ir.StreamEvent]:
         self._started = True
