@@ -1,7 +1,7 @@
 """Anthropic Messages streams: wire events ↔ IR stream events (two small state machines).
 
-Private helper of `cliproxyd.formats.claude`, which re-exports `StreamDecoder` and
-`StreamEncoder`.  Pure: no I/O, no clock, state lives in named instance fields.
+Private helper of `cliproxyd.formats.claude`, which re-exports `StreamDecoder`,
+`StreamEncoder` and the passthrough `StreamWatcher`.  Pure: no I/O, no clock, state lives in named instance fields.
 
 The official sequence (issue 3 point 7): ``message_start``, then per block
 ``content_block_start`` / ``content_block_delta``* / ``content_block_stop``, then
@@ -30,7 +30,7 @@ from cliproxyd.formats._claude_blocks import (
 )
 from cliproxyd.formats.sse import Event
 
-__all__ = ["StreamDecoder", "StreamEncoder"]
+__all__ = ["StreamDecoder", "StreamEncoder", "StreamWatcher"]
 
 logger = logging.getLogger("cliproxyd.formats.claude")
 
@@ -169,6 +169,25 @@ class StreamDecoder:
     def _error(self, data: Mapping[str, Any]) -> list[ir.StreamEvent]:
         self._done = True
         return [ir.StreamError(error_from_claude(data))]
+
+
+class StreamWatcher(StreamDecoder):
+    """Passthrough: a Messages stream forwarded to a Messages client as the upstream wrote it is
+    watched, not decoded.  Block events are the client's to read (they are only checked to be
+    JSON objects); the opening, usage, stop and errors are read exactly as `StreamDecoder` reads
+    them, so the relay sees the same `MessageStart`, `UsageUpdate`, `MessageStop` and
+    `StreamError` events."""
+
+    usage_only = False  # Messages has no usage-only event for the relay to hold back
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._handlers = {**self._handlers, "content_block_start": _nothing,
+                          "content_block_delta": _nothing, "content_block_stop": _nothing}
+
+
+def _nothing(data: Mapping[str, Any]) -> list[ir.StreamEvent]:
+    return []
 
 
 def _frame(payload: dict[str, Any]) -> Event:

@@ -58,13 +58,14 @@ from cliproxyd.formats._claude_blocks import (
     usage_from_claude,
     usage_to_claude,
 )
-from cliproxyd.formats._claude_stream import StreamDecoder, StreamEncoder
+from cliproxyd.formats._claude_stream import StreamDecoder, StreamEncoder, StreamWatcher
 from cliproxyd.formats.reasoning import level_to_budget
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "StreamDecoder",
     "StreamEncoder",
+    "StreamWatcher",
     "decode_count_tokens_response",
     "decode_request",
     "decode_response",

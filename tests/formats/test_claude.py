@@ -927,3 +927,54 @@ def test_ir_requests_survive_encode_decode(req):
         assert back.tool_choice == (req.tool_choice or ir.ToolChoice("auto"))
         none = back.tool_choice.mode == "none"  # {"type":"none"} has no parallel switch
         assert back.parallel_tool_calls == (None if none else req.parallel_tool_calls)
+
+
+# -- passthrough stream watcher -------------------------------------------------------------------
+
+_WATCHED = (ir.MessageStart, ir.UsageUpdate, ir.MessageStop, ir.StreamError)
+
+
+def _comparable(events: list) -> list:
+    """Errors compare by identity; compare what a client would see of them."""
+    return [("error", e.error.kind, e.error.message, e.error.status)
+            if isinstance(e, ir.StreamError) else e for e in events]
+
+
+def watch_stream(text: str, cut: int | None = None) -> list[ir.StreamEvent]:
+    watcher = claude.StreamWatcher()
+    out: list[ir.StreamEvent] = []
+    for event in parse_sse(text)[:cut]:
+        out += watcher.feed(event)
+        assert watcher.usage_only is False
+    return out + watcher.finish()
+
+
+@pytest.mark.parametrize("name", ["stream_text.txt", "stream_thinking.txt", "stream_tool_use.txt",
+                                  "stream_server_tool.txt", "stream_error.txt"])
+@pytest.mark.parametrize("cut", [None, -1, 3])
+def test_watcher_reads_opening_usage_stop_and_errors_as_the_decoder(name, cut):
+    """``cut`` drops the stream's tail (a truncated stream must still be noticed)."""
+    text = golden(name)
+    decoder = claude.StreamDecoder()
+    decoded: list[ir.StreamEvent] = []
+    for event in parse_sse(text)[:cut]:
+        decoded += decoder.feed(event)
+    decoded += decoder.finish()
+    watched = watch_stream(text, cut)
+    assert _comparable(watched) == _comparable([e for e in decoded if isinstance(e, _WATCHED)])
+    assert watched  # every stream says at least how it began or ended
+
+
+def test_watcher_leaves_block_events_to_the_client_but_not_bad_json():
+    """A block event is not interpreted (a shape the decoder would call malformed goes to the
+    client as it came); an event that is not JSON still ends the stream with an error."""
+    start = sse.Event(event="message_start", data=json.dumps(
+        {"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {}}}))
+    odd = sse.Event(event="content_block_start", data=json.dumps(
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use"}}))
+    assert isinstance(claude.StreamDecoder().feed(odd)[-1], ir.StreamError)
+    watcher = claude.StreamWatcher()
+    assert watcher.feed(start) == [ir.MessageStart(id="msg_1", model="m")]
+    assert watcher.feed(odd) == []
+    bad = watcher.feed(sse.Event(event="content_block_delta", data="{not json"))
+    assert len(bad) == 1 and isinstance(bad[0], ir.StreamError)
