@@ -314,20 +314,26 @@ class Pipeline:
     def _plain_answer(self, plan: _Plan, upstream: Any, passthrough: bool,
                       response: UpstreamResponse, outcome: Outcome,
                       options: Mapping[str, Any]) -> None:
+        # An answer passed through is only checked and read for usage where the codec can.
+        watch = getattr(upstream, "watch_response", None) if passthrough else None
         try:
             body = json.loads(response.body)
-            decoded = upstream.decode_response(body, **options)
+            if watch is not None:
+                decoded, outcome.usage = None, watch(body)
+            else:
+                decoded = upstream.decode_response(body, **options)
+                outcome.usage = decoded.usage
         except ProxyError:
             raise
         except Exception as exc:  # any shape the codec cannot read: the upstream's fault
             raise ProxyError(ErrorKind.UPSTREAM_ERROR, "The upstream returned a malformed "
                              "response.", status=502) from exc
-        outcome.usage = decoded.usage
         if passthrough and isinstance(body, dict):
             if "model" in body:
                 body["model"] = plan.request.model
             outcome.body = body
         else:
+            assert decoded is not None  # watched answers are dicts, passed through above
             outcome.body = plan.client.encode_response(decoded, plan.ctx)
 
     # -- token counting -----------------------------------------------------------------------

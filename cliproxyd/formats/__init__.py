@@ -65,7 +65,8 @@ class Codec(Protocol):
     StreamEncoder: type[StreamEncoderProto]  # constructed as StreamEncoder(ctx: EncodeContext)
     # Optional: ``StreamWatcher()``, a `StreamDecoderProto` for streams passed through to a client
     # of the same format.  It emits only MessageStart, UsageUpdate, StreamError and MessageStop,
-    # and sets ``usage_only`` on an event that carried usage and nothing else.
+    # and sets ``usage_only`` on an event that carried usage and nothing else.  Optional too:
+    # ``watch_response(body) -> Usage``, the same for a whole answer (raises as decode_response).
 
 
 def codec(name: str) -> ModuleType:

@@ -15,6 +15,7 @@ Public API::
     decode_request(body, *, model=None) -> ir.Request        # 400 ProxyError for bad bodies
     encode_request(request, *, model) -> dict                # upstream body; stream → include_usage
     decode_response(body) -> ir.Response                     # ProxyError if body is an error
+    watch_response(body) -> ir.Usage                         # passthrough: checks, usage only
     encode_response(response, ctx) -> dict                   # "chat.completion"
     render_error(error) -> dict                              # {"error":{message,type,param,code}}
     StreamDecoder(); StreamEncoder(ctx)                      # feed(event) -> list; finish() -> list
@@ -62,7 +63,8 @@ from cliproxyd.formats._openai_chat_stream import (
 )
 
 __all__ = [
-    "decode_request", "encode_request", "decode_response", "encode_response", "render_error",
+    "decode_request", "encode_request", "decode_response", "watch_response", "encode_response",
+    "render_error",
     "StreamDecoder", "StreamEncoder", "StreamWatcher", "decode_legacy_request",
     "encode_legacy_response",
     "LegacyStreamEncoder", "FINISH_TO_STOP", "STOP_TO_FINISH", "stop_reason_from_finish",
@@ -79,11 +81,9 @@ _RESPONSE_EXTRAS = ("system_fingerprint", "service_tier")
 # decode
 
 
-def decode_response(body: Mapping[str, Any]) -> ir.Response:
-    """Upstream ``chat.completion`` body → IR response (first choice).
-
-    A body carrying ``error`` (some compatible providers answer 200 with one) raises that error.
-    """
+def _check_response(body: Any) -> list:
+    """The choices of an upstream ``chat.completion`` body; raises the error a body is or
+    carries (some compatible providers answer 200 with one)."""
     if not isinstance(body, Mapping):
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, "malformed upstream response")
     if body.get("error"):
@@ -93,6 +93,22 @@ def decode_response(body: Mapping[str, Any]) -> ir.Response:
     choices = body.get("choices")
     if not isinstance(choices, list):
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, "upstream response has no choices")
+    return choices
+
+
+def watch_response(body: Mapping[str, Any]) -> ir.Usage:
+    """Passthrough: the usage of an upstream ``chat.completion`` body that goes to the client as
+    it came, checked as `decode_response` checks it (the same errors raised), not decoded."""
+    _check_response(body)
+    return usage_from_wire(body.get("usage")) or ir.Usage()
+
+
+def decode_response(body: Mapping[str, Any]) -> ir.Response:
+    """Upstream ``chat.completion`` body → IR response (first choice).
+
+    A body carrying ``error`` (some compatible providers answer 200 with one) raises that error.
+    """
+    choices = _check_response(body)
     choice = next((c for c in choices if isinstance(c, Mapping) and c.get("index") in (0, None)),
                   {})
     message = choice.get("message") if isinstance(choice.get("message"), Mapping) else {}

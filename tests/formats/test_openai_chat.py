@@ -1143,3 +1143,25 @@ def test_watcher_agrees_with_the_decoder_where_the_decoder_can_decode(chunks, do
                           or any(c["choices"][0]["delta"].values())))
         for i, c in enumerate(chunks)]
     assert flags[:len(chunks)] == expected
+
+
+@pytest.mark.parametrize("name", ["response_default.json", "response_reasoning.json",
+                                  "response_tool_calls.json"])
+def test_watch_response_reads_the_usage_decode_response_reads(name):
+    body = json.loads((GOLDEN / name).read_text())
+    assert oc.watch_response(body) == oc.decode_response(body).usage
+    assert oc.watch_response(body).total_tokens  # the goldens carry usage
+
+
+@pytest.mark.parametrize("body", [
+    [1, 2], {"id": "x", "object": "chat.completion"},
+    {"error": {"message": "Rate limit reached", "type": "rate_limit_error", "code": 429}},
+    {"object": "error", "message": "model overloaded", "code": 503},
+])
+def test_watch_response_raises_what_decode_response_raises(body):
+    with pytest.raises(ProxyError) as decoded:
+        oc.decode_response(body)
+    with pytest.raises(ProxyError) as watched:
+        oc.watch_response(body)
+    assert (watched.value.kind, watched.value.message, watched.value.status) == \
+        (decoded.value.kind, decoded.value.message, decoded.value.status)
