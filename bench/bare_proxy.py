@@ -1,20 +1,23 @@
 """The floor: the least any Tornado proxy does (check a key, parse the JSON, rewrite the model,
-forward, stream back), with the HTTP client cliproxyd uses (Tornado's libcurl client, which keeps
-upstream connections alive).  Not a product; the benchmark's reference.  Usage:
-``python bench/bare_proxy.py PORT UPSTREAM_URL KEY [simple]`` (``simple``: Tornado's default
-client instead, as in the floor the issue quotes; about 1.6x slower, mostly for want of upstream
-keep-alive)."""
+forward, stream back), with the HTTP client and event loop cliproxyd uses (Tornado's libcurl
+client, which keeps upstream connections alive; uvloop).  Not a product; the benchmark's
+reference.  Usage: ``python bench/bare_proxy.py PORT UPSTREAM_URL KEY [simple]`` (``simple``:
+Tornado's defaults instead, its own HTTP client on asyncio's loop, as in the floor the issue
+quotes; about 1.6x slower, mostly for want of upstream keep-alive)."""
 
+import asyncio
 import hmac
 import json
 import sys
 
-from tornado import httpclient, ioloop, web
+from tornado import httpclient, web
+
+from cliproxyd.cli import event_loop_factory
 
 PORT, UPSTREAM, KEY = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-if sys.argv[4:] != ["simple"]:
+SIMPLE = sys.argv[4:] == ["simple"]
+if not SIMPLE:
     httpclient.AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
-client = httpclient.AsyncHTTPClient(max_clients=2000)
 
 
 class Chat(web.RequestHandler):
@@ -44,7 +47,14 @@ class Chat(web.RequestHandler):
             self.write(response.body)
 
 
-if __name__ == "__main__":
+async def main() -> None:
+    global client
+    client = httpclient.AsyncHTTPClient(max_clients=2000)
     web.Application([(r"/v1/chat/completions", Chat)]).listen(PORT, "127.0.0.1")
     print("ready", flush=True)
-    ioloop.IOLoop.current().start()
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    with asyncio.Runner(loop_factory=asyncio.new_event_loop if SIMPLE else event_loop_factory()[1]) as runner:
+        runner.run(main())

@@ -138,3 +138,11 @@ def test_log_lines_match_the_standard_formatter_across_second_boundaries():
         record = logging.LogRecord("cliproxyd.x", logging.WARNING, "", 0, "n=%d", (3,), None)
         record.created, record.msecs = created, (created - int(created)) * 1000
         assert ours.format(record) == standard.format(record)
+
+
+def test_an_unknown_event_loop_is_a_usage_error_before_anything_starts(tmp_path):
+    cfg = write(tmp_path / "c.yaml", "port: 1\napi-keys: [a]\n")  # never bound: the check comes first
+    result = run("--config", str(cfg), env={"CLIPROXYD_EVENT_LOOP": "trio"})
+    assert result.returncode == 64
+    assert "CLIPROXYD_EVENT_LOOP must be uvloop or asyncio, not 'trio'" in result.stderr
+    assert "Traceback" not in result.stderr

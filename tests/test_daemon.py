@@ -312,3 +312,20 @@ def test_the_soft_open_files_limit_is_raised_to_the_hard_one(daemon):
     row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
     expected = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
     assert row.split()[3:5] == [expected, expected]
+
+
+def test_the_daemon_runs_on_uvloop_by_default(daemon):
+    import uvloop
+
+    d = daemon({"api-keys": [KEY]})
+    assert f"event loop: uvloop {uvloop.__version__}" in d.logs
+    d.reload({"api-keys": [NEW_KEY]})  # signal handlers and the reload task on uvloop
+    assert d.request("GET", "/v1/models", headers=_auth(NEW_KEY)).status == 200
+
+
+def test_cliproxyd_event_loop_asyncio_runs_the_standard_loop(daemon):
+    d = daemon({"api-keys": [KEY]}, env={"CLIPROXYD_EVENT_LOOP": "asyncio"})
+    assert "event loop: asyncio" in d.logs and "uvloop" not in d.logs
+    d.reload({"api-keys": [NEW_KEY]})
+    assert d.request("GET", "/v1/models", headers=_auth(NEW_KEY)).status == 200
+    assert d.stop() == 0
