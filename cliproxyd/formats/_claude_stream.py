@@ -55,15 +55,6 @@ class StreamDecoder:
         self._usage: dict[str, Any] = {}  # Anthropic usage so far (cumulative fields)
         self._stop_reason: str | None = None
         self._stop_sequence: str | None = None
-        self._handlers: Mapping[str, Callable[[Mapping[str, Any]], list[ir.StreamEvent]]] = {
-            "message_start": self._message_start,
-            "content_block_start": self._block_start,
-            "content_block_delta": self._block_delta,
-            "content_block_stop": self._block_stop,
-            "message_delta": self._message_delta,
-            "message_stop": self._message_stop,
-            "error": self._error,
-        }
 
     def feed(self, event: Event) -> list[ir.StreamEvent]:
         """One SSE event in, the IR events it means out."""
@@ -79,7 +70,7 @@ class StreamDecoder:
         if handler is None:
             return []  # ping without a name, or a future event type
         try:
-            return handler(data)
+            return handler(self, data)
         except (KeyError, TypeError, ValueError, AttributeError):
             return self._fail(f"upstream sent a malformed {event.event or data.get('type')} event")
 
@@ -170,6 +161,22 @@ class StreamDecoder:
         self._done = True
         return [ir.StreamError(error_from_claude(data))]
 
+    # Plain functions, called with the decoder: a per-instance table of bound methods would be
+    # a reference cycle, left for the garbage collector after every stream.
+    _handlers: Mapping[str, Callable[[Any, Mapping[str, Any]], list[ir.StreamEvent]]] = {
+        "message_start": _message_start,
+        "content_block_start": _block_start,
+        "content_block_delta": _block_delta,
+        "content_block_stop": _block_stop,
+        "message_delta": _message_delta,
+        "message_stop": _message_stop,
+        "error": _error,
+    }
+
+
+def _skip(decoder: StreamDecoder, data: Mapping[str, Any]) -> list[ir.StreamEvent]:
+    return []
+
 
 class StreamWatcher(StreamDecoder):
     """Passthrough: a Messages stream forwarded to a Messages client as the upstream wrote it is
@@ -180,14 +187,8 @@ class StreamWatcher(StreamDecoder):
 
     usage_only = False  # Messages has no usage-only event for the relay to hold back
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._handlers = {**self._handlers, "content_block_start": _nothing,
-                          "content_block_delta": _nothing, "content_block_stop": _nothing}
-
-
-def _nothing(data: Mapping[str, Any]) -> list[ir.StreamEvent]:
-    return []
+    _handlers = {**StreamDecoder._handlers, "content_block_start": _skip,
+                 "content_block_delta": _skip, "content_block_stop": _skip}
 
 
 def _frame(payload: dict[str, Any]) -> Event:
