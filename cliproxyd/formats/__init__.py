@@ -7,6 +7,7 @@ Modules in this package do no I/O, read no clock and never import Tornado.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping
 from types import ModuleType
@@ -69,8 +70,10 @@ class Codec(Protocol):
     # ``watch_response(body) -> Usage``, the same for a whole answer (raises as decode_response).
 
 
+@functools.cache
 def codec(name: str) -> ModuleType:
-    """The codec module for a format name (one of `FORMAT_NAMES`)."""
+    """The codec module for a format name (one of `FORMAT_NAMES`).  Cached: the pipeline asks
+    for one per upstream attempt, and import_module takes the import lock every time."""
     if name not in FORMAT_NAMES:
         raise KeyError(name)
     return importlib.import_module(f"cliproxyd.formats.{name}")
