@@ -26,6 +26,7 @@ returned `Outcome`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -415,6 +416,34 @@ class _NullSink:
         return None
 
 
+def with_model(data: str, old: str, new: str) -> str:
+    """One passed-through event's JSON text with the model name ``old`` it gives replaced by
+    ``new``, the name the client asked for (as translated answers and whole passed-through
+    answers carry).  The field is spliced where it is written in one of the usual two ways;
+    only otherwise is the event parsed and written again.  The model is the chunk's own field
+    (Chat), ``message.model`` (Claude ``message_start``) or ``response.model`` (Responses);
+    none of those events has a nested object that could hold the same pair first, and inside a
+    JSON string every quote is escaped, so the first match is the field."""
+    for field_text, replacement in _model_fields(old, new):
+        at = data.find(field_text)
+        if at >= 0:
+            return f"{data[:at]}{replacement}{data[at + len(field_text):]}"
+    obj = json.loads(data)
+    for holder in (obj, obj.get("message"), obj.get("response")):
+        if isinstance(holder, dict) and holder.get("model") == old:
+            holder["model"] = new
+            break
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=256)
+def _model_fields(old: str, new: str) -> tuple[tuple[str, str], ...]:
+    """(field as written, its replacement), compact and spaced; every event of a stream asks."""
+    old_text, new_text = json.dumps(old, ensure_ascii=False), json.dumps(new, ensure_ascii=False)
+    return tuple((f'"model"{colon}{old_text}', f'"model"{colon}{new_text}')
+                 for colon in (":", ": "))
+
+
 class _Relay:
     """Upstream stream bytes → SSE events → IR events → client wire events (or an aggregate)."""
 
@@ -483,6 +512,10 @@ class _Relay:
         for event in events:
             out = feed(event)
             if passthrough and self._forward(out):
+                seen = getattr(self.decoder, "model_seen", None)
+                if seen is not None and seen != self.plan.request.model:
+                    event = replace(event, data=with_model(event.data, seen,
+                                                           self.plan.request.model))
                 raw.append(event)
             if out:
                 decoded += out

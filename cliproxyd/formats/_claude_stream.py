@@ -48,6 +48,8 @@ class StreamDecoder:
     terminal; anything after them is ignored.  Blocks the IR does not model (server tool use and
     results) are skipped with their deltas, and the remaining blocks are renumbered from 0."""
 
+    model_seen: str | None = None
+
     def __init__(self) -> None:
         self._done = False
         self._ir_index: dict[int, int] = {}  # wire block index → IR block index
@@ -96,6 +98,7 @@ class StreamDecoder:
         self._merge_usage(message.get("usage"))
         usage = usage_from_claude(self._usage) if self._usage else None
         msg_id, model = message.get("id"), message.get("model")
+        self.model_seen = model if isinstance(model, str) else None
         return [ir.MessageStart(id=msg_id if isinstance(msg_id, str) else None,
                                 model=model if isinstance(model, str) else None, usage=usage)]
 
@@ -186,6 +189,11 @@ class StreamWatcher(StreamDecoder):
     `StreamError` events."""
 
     usage_only = False  # Messages has no usage-only event for the relay to hold back
+
+    def feed(self, event: Event) -> list[ir.StreamEvent]:
+        """Watch one SSE event; ``model_seen`` is the model name it gave (``message_start``)."""
+        self.model_seen = None
+        return super().feed(event)
 
     _handlers = {**StreamDecoder._handlers, "content_block_start": _skip,
                  "content_block_delta": _skip, "content_block_stop": _skip}

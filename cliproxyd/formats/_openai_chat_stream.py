@@ -294,7 +294,8 @@ class StreamWatcher(_ChunkFeed):
     Emits only `MessageStart`, `UsageUpdate`, `StreamError` and `MessageStop`, where and as
     `StreamDecoder` would; ends and truncation follow the same rules.  ``usage_only`` says
     whether the last event fed carried usage and nothing else (the chunk ``include_usage``
-    adds)."""
+    adds); ``model_seen`` is the model name the last event's chunk gave, if any (the relay
+    puts the client's name in its place)."""
 
     _CONTENT = ("content", "refusal", "reasoning_content", "reasoning", "tool_calls")
 
@@ -304,14 +305,18 @@ class StreamWatcher(_ChunkFeed):
         self._finish: str | None = None
         self._tools = False
         self.usage_only = False
+        self.model_seen: str | None = None
 
     def feed(self, event: Event) -> list[ir.StreamEvent]:
         """Watch one SSE event."""
         self.usage_only = False
+        self.model_seen = None
         return super().feed(event)
 
     def _chunk(self, chunk: dict) -> list[ir.StreamEvent]:
         out: list[ir.StreamEvent] = []
+        model = chunk.get("model")
+        self.model_seen = model if isinstance(model, str) else None
         busy = not self._started
         if busy:
             out = self._start(chunk)

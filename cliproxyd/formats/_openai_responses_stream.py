@@ -53,9 +53,13 @@ class StreamDecoder:
         self._emitted_any = False
         self._custom_input: str | None = None  # a custom tool's raw input, sent as JSON at done
         self._kind = ""
+        self.model_seen: str | None = None
 
     def feed(self, event: Event) -> list[ir.StreamEvent]:
-        """IR events for one upstream SSE event (nothing after a terminal event)."""
+        """IR events for one upstream SSE event (nothing after a terminal event).
+        ``model_seen`` is then the model name the event's ``response`` object gave, if any
+        (a relay passing the stream through puts the client's name in its place)."""
+        self.model_seen = None
         if self._done or not event.data.strip() or event.data.strip() == "[DONE]":
             return []
         try:
@@ -64,6 +68,9 @@ class StreamDecoder:
             return self._fail(ProxyError(ErrorKind.UPSTREAM_ERROR, "malformed upstream event"))
         if not isinstance(data, Mapping):
             return []
+        response = data.get("response")
+        if isinstance(response, Mapping) and isinstance(response.get("model"), str):
+            self.model_seen = response["model"]
         kind = data.get("type") if isinstance(data.get("type"), str) else event.event
         self._kind = str(kind)
         handler = getattr(self, "_on_" + self._kind.replace(".", "_"), None)

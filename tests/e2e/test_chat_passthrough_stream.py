@@ -47,6 +47,13 @@ SCRIPTS = {
         _chunk({"content": " there"}),
         _chunk({}, "stop", usage=USAGE),
     ],
+    # The upstream's model name written with \u escapes: the relay cannot splice the client's
+    # name in and writes the chunk again (the content must survive that unchanged).
+    "escaped_model": [
+        dict(_chunk({"role": "assistant", "content": 'Voilà "model": "up-modèle"'}),
+             model="up-modèle"),
+        dict(_chunk({}, "stop"), model="up-modèle"),
+    ],
     # Nothing said (say, filtered), then the finish chunk with usage on it.
     "empty_then_finish_with_usage": [
         _chunk({"role": "assistant", "content": ""}),
@@ -116,3 +123,13 @@ def test_a_finish_chunk_carrying_usage_is_never_dropped(daemon, include_usage):
 def test_a_finish_chunk_after_no_content_is_never_dropped(daemon):
     chunks = _stream(daemon, "empty_then_finish_with_usage")
     assert chunks[-1].choices[0].finish_reason == "content_filter"
+
+
+@pytest.mark.parametrize("script", ["usage_on_finish", "escaped_model"])
+def test_every_chunk_names_the_model_the_client_asked_for(daemon, script):
+    """The upstream names its own model in every chunk; the client sees the name it asked for,
+    as a whole answer or a translated stream would show it, and the content is untouched."""
+    chunks = _stream(daemon, script)
+    assert {c.model for c in chunks} == {script}
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == ("Hi there" if script == "usage_on_finish" else 'Voilà "model": "up-modèle"')

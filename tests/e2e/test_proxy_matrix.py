@@ -362,6 +362,44 @@ def test_tool_round_trip(stack, fake_for, client_fmt, alias):
         assert ref == upstream_history_call_id(kind, second.body)
 
 
+def models_seen(client: Client, alias: str, stream: bool) -> set[str]:
+    """Every model name the client's SDK shows for one answer (each chunk or event that has one)."""
+    messages = [{"role": "user", "content": "Say hello"}]
+    if client.fmt == "openai_chat":
+        if not stream:
+            return {client.openai.chat.completions.create(model=alias, messages=messages).model}
+        return {c.model for c in client.openai.chat.completions.create(
+            model=alias, messages=messages, stream=True)}
+    if client.fmt == "claude":
+        kw = dict(model=alias, max_tokens=64, messages=messages)
+        if not stream:
+            return {client.anthropic.messages.create(**kw).model}
+        with client.anthropic.messages.stream(**kw) as events:
+            seen = {e.message.model for e in events if e.type == "message_start"}
+            return seen | {events.get_final_message().model}
+    if not stream:
+        return {client.openai.responses.create(model=alias, input="Say hello").model}
+    with client.openai.responses.stream(model=alias, input="Say hello") as events:
+        return {e.response.model for e in events if hasattr(e, "response")}
+
+
+SAME_FORMAT = [("openai_chat", "o-model"), ("claude", "c-model"), ("openai_responses", "x-model")]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("client_fmt, alias", SAME_FORMAT, ids=[c for c, _ in SAME_FORMAT])
+def test_passed_through_answers_name_the_model_the_client_asked_for(stack, fake_for, client_fmt,
+                                                                    alias, stream):
+    """Client and upstream speak the same format, so the answer is passed through; like a
+    translated one, it names the alias the client asked for, never the upstream's model, and
+    a stream says the same as a whole answer."""
+    daemon, _ = stack
+    fake = fake_for(alias)
+    assert models_seen(Client(client_fmt, daemon.url), alias, stream) == {alias}
+    (request,) = fake.requests
+    assert request.body["model"] == UPSTREAMS[alias][1]
+
+
 def gc_counts(daemon: Daemon) -> tuple[int, int]:
     """(objects the cyclic collector freed, young-generation collections run) so far."""
     metrics = daemon.request("GET", "/metrics").body.decode()
