@@ -330,8 +330,9 @@ class Pipeline:
             raise ProxyError(ErrorKind.UPSTREAM_ERROR, "The upstream returned a malformed "
                              "response.", status=502) from exc
         if passthrough and isinstance(body, dict):
-            if "model" in body:
-                body["model"] = plan.request.model
+            for key in ("model", "modelVersion"):  # Gemini's answers name it modelVersion
+                if key in body:
+                    body[key] = plan.request.model
             outcome.body = body
         else:
             assert decoded is not None  # watched answers are dicts, passed through above
@@ -416,31 +417,32 @@ class _NullSink:
         return None
 
 
-def with_model(data: str, old: str, new: str) -> str:
+def with_model(data: str, old: str, new: str, key: str = "model") -> str:
     """One passed-through event's JSON text with the model name ``old`` it gives replaced by
     ``new``, the name the client asked for (as translated answers and whole passed-through
     answers carry).  The field is spliced where it is written in one of the usual two ways;
     only otherwise is the event parsed and written again.  The model is the chunk's own field
-    (Chat), ``message.model`` (Claude ``message_start``) or ``response.model`` (Responses);
-    none of those events has a nested object that could hold the same pair first, and inside a
-    JSON string every quote is escaped, so the first match is the field."""
-    for field_text, replacement in _model_fields(old, new):
+    (Chat; Gemini's ``key`` is ``modelVersion``), ``message.model`` (Claude ``message_start``)
+    or ``response.model`` (Responses); none of those events has a nested object that could hold
+    the same pair first, and inside a JSON string every quote is escaped, so the first match is
+    the field."""
+    for field_text, replacement in _model_fields(old, new, key):
         at = data.find(field_text)
         if at >= 0:
             return f"{data[:at]}{replacement}{data[at + len(field_text):]}"
     obj = json.loads(data)
     for holder in (obj, obj.get("message"), obj.get("response")):
-        if isinstance(holder, dict) and holder.get("model") == old:
-            holder["model"] = new
+        if isinstance(holder, dict) and holder.get(key) == old:
+            holder[key] = new
             break
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 @functools.lru_cache(maxsize=256)
-def _model_fields(old: str, new: str) -> tuple[tuple[str, str], ...]:
+def _model_fields(old: str, new: str, key: str) -> tuple[tuple[str, str], ...]:
     """(field as written, its replacement), compact and spaced; every event of a stream asks."""
     old_text, new_text = json.dumps(old, ensure_ascii=False), json.dumps(new, ensure_ascii=False)
-    return tuple((f'"model"{colon}{old_text}', f'"model"{colon}{new_text}')
+    return tuple((f'"{key}"{colon}{old_text}', f'"{key}"{colon}{new_text}')
                  for colon in (":", ": "))
 
 
@@ -514,8 +516,9 @@ class _Relay:
             if passthrough and self._forward(out):
                 seen = getattr(self.decoder, "model_seen", None)
                 if seen is not None and seen != self.plan.request.model:
-                    event = replace(event, data=with_model(event.data, seen,
-                                                           self.plan.request.model))
+                    event = replace(event, data=with_model(
+                        event.data, seen, self.plan.request.model,
+                        getattr(self.decoder, "model_key", "model")))
                 raw.append(event)
             if out:
                 decoded += out

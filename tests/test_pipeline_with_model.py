@@ -36,3 +36,13 @@ def test_a_field_it_cannot_splice_is_rewritten_where_the_format_keeps_it(event, 
     assert holder[path[-1]] == "ours"
     holder[path[-1]] = "cläude-x"
     assert out == event
+
+
+def test_gemini_names_it_model_version():
+    chunk = {"candidates": [{"content": {"parts": [{"text": "modelVersion"}]}}],
+             "modelVersion": "gemini-up", "responseId": "r1"}
+    data = json.dumps(chunk)
+    assert json.loads(with_model(data, "gemini-up", "g", "modelVersion")) == dict(
+        chunk, modelVersion="g")
+    escaped = data.replace("gemini-up", "gemini-\\u00fcp")  # written as "gemini-\u00fcp"
+    assert json.loads(with_model(escaped, "gemini-üp", "g", "modelVersion"))["modelVersion"] == "g"

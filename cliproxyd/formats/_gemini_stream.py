@@ -71,7 +71,10 @@ class StreamDecoder:
     ``tool_names`` maps sanitised function names back to the client's (see `tool_name_map`).
     """
 
+    model_key = "modelVersion"  # where a chunk names the model (see `feed`)
+
     def __init__(self, tool_names: Mapping[str, str] | None = None) -> None:
+        self.model_seen: str | None = None
         self._names = dict(tool_names or {})
         self._ids = CallIds()
         self._started = False
@@ -82,6 +85,10 @@ class StreamDecoder:
         self._failed = False
 
     def feed(self, event: Event) -> list[ir.StreamEvent]:
+        """IR events for one upstream chunk.  ``model_seen`` is then the chunk's
+        ``modelVersion``, if any (a relay passing the stream through puts the client's model
+        name in its place)."""
+        self.model_seen = None
         if self._failed or not event.data.strip() or event.data.strip() == "[DONE]":
             return []
         try:
@@ -90,6 +97,8 @@ class StreamDecoder:
             return self._fail(_error_event({"message": "upstream sent invalid JSON"}))
         if not isinstance(chunk, Mapping):
             return self._fail(_error_event({"message": "upstream sent a non-object chunk"}))
+        version = chunk.get("modelVersion")
+        self.model_seen = version if isinstance(version, str) else None
         if "error" in chunk:
             return self._fail(_error_event(chunk["error"]))
         out = self._start(chunk)

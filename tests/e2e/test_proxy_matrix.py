@@ -363,7 +363,8 @@ def test_tool_round_trip(stack, fake_for, client_fmt, alias):
 
 
 def models_seen(client: Client, alias: str, stream: bool) -> set[str]:
-    """Every model name the client's SDK shows for one answer (each chunk or event that has one)."""
+    """Every model name the client's SDK shows for one answer (each chunk or event that has one;
+    Gemini's is modelVersion)."""
     messages = [{"role": "user", "content": "Say hello"}]
     if client.fmt == "openai_chat":
         if not stream:
@@ -377,13 +378,20 @@ def models_seen(client: Client, alias: str, stream: bool) -> set[str]:
         with client.anthropic.messages.stream(**kw) as events:
             seen = {e.message.model for e in events if e.type == "message_start"}
             return seen | {events.get_final_message().model}
+    if client.fmt == "gemini":
+        if not stream:
+            return {client.genai.models.generate_content(model=alias, contents="Say hello")
+                    .model_version}
+        return {c.model_version for c in client.genai.models.generate_content_stream(
+            model=alias, contents="Say hello")}
     if not stream:
         return {client.openai.responses.create(model=alias, input="Say hello").model}
     with client.openai.responses.stream(model=alias, input="Say hello") as events:
         return {e.response.model for e in events if hasattr(e, "response")}
 
 
-SAME_FORMAT = [("openai_chat", "o-model"), ("claude", "c-model"), ("openai_responses", "x-model")]
+SAME_FORMAT = [("openai_chat", "o-model"), ("claude", "c-model"), ("openai_responses", "x-model"),
+               ("gemini", "g-model")]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
@@ -397,7 +405,7 @@ def test_passed_through_answers_name_the_model_the_client_asked_for(stack, fake_
     fake = fake_for(alias)
     assert models_seen(Client(client_fmt, daemon.url), alias, stream) == {alias}
     (request,) = fake.requests
-    assert request.body["model"] == UPSTREAMS[alias][1]
+    assert_upstream_call(alias, request, stream=stream)  # the upstream got its own name
 
 
 def gc_counts(daemon: Daemon) -> tuple[int, int]:
