@@ -1,9 +1,10 @@
 """The floor: the least any Tornado proxy does (check a key, parse the JSON, rewrite the model,
-forward, stream back), with the HTTP client and event loop cliproxyd uses (Tornado's libcurl
-client, which keeps upstream connections alive; uvloop).  Not a product; the benchmark's
-reference.  Usage: ``python bench/bare_proxy.py PORT UPSTREAM_URL KEY [simple]`` (``simple``:
-Tornado's defaults instead, its own HTTP client on asyncio's loop, as in the floor the issue
-quotes; about 1.6x slower, mostly for want of upstream keep-alive)."""
+forward, stream back), with the HTTP client, event loop and JSON functions cliproxyd uses
+(Tornado's libcurl client, which keeps upstream connections alive; uvloop; cliproxyd.jsontext).
+Not a product; the benchmark's reference.  Usage: ``python bench/bare_proxy.py PORT
+UPSTREAM_URL KEY [simple]`` (``simple``: the defaults instead, Tornado's own HTTP client on
+asyncio's loop and the standard library's json, as in the floor the issue quotes; about 1.6x
+slower, mostly for want of upstream keep-alive)."""
 
 import asyncio
 import hmac
@@ -12,10 +13,12 @@ import sys
 
 from tornado import httpclient, web
 
+from cliproxyd import jsontext
 from cliproxyd.cli import event_loop_factory
 
 PORT, UPSTREAM, KEY = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 SIMPLE = sys.argv[4:] == ["simple"]
+loads, dumps = (json.loads, json.dumps) if SIMPLE else (jsontext.loads, jsontext.dumps_bytes)
 if not SIMPLE:
     httpclient.AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
 
@@ -25,7 +28,7 @@ class Chat(web.RequestHandler):
         given = self.request.headers.get("Authorization", "")[7:]
         if not hmac.compare_digest(given.encode(), KEY.encode()):
             raise web.HTTPError(401)
-        body = json.loads(self.request.body)
+        body = loads(self.request.body)
         body["model"] = "up-" + body["model"]
         stream = body.get("stream") is True
 
@@ -38,7 +41,7 @@ class Chat(web.RequestHandler):
                 self.set_header("Content-Type", line.split(":", 1)[1].strip())
 
         response = await client.fetch(
-            UPSTREAM + "/v1/chat/completions", method="POST", body=json.dumps(body),
+            UPSTREAM + "/v1/chat/completions", method="POST", body=dumps(body),
             headers={"Content-Type": "application/json", "Authorization": "Bearer upstream"},
             streaming_callback=relay if stream else None, header_callback=on_header,
             request_timeout=3600, raise_error=False)

@@ -5,9 +5,10 @@ Processes: the fake upstream (bench/fake_upstream.py) and the load generators (w
 requests, bench/loadgen.py for streams) on core 1; the proxy under test on core 0 (taskset).
 Lanes (issue 8):
 
-The floor is the bare proxy on libcurl and uvloop, the HTTP client and event loop cliproxyd uses;
-the same proxy on Tornado's defaults (its own HTTP client on asyncio's loop: the floor the issue
-quotes, about 1.6x slower) is measured alongside as "bare-simple" and reported for reference.
+The floor is the bare proxy on libcurl, uvloop and orjson, the HTTP client, event loop and JSON
+functions cliproxyd uses; the same proxy on the defaults (Tornado's own HTTP client on asyncio's
+loop, the standard library's json: the floor the issue quotes, about 1.6x slower) is measured
+alongside as "bare-simple" and reported for reference.
 
 1. plain requests: throughput (wrk, 32 connections) and p50/p99 latency (wrk, 1 connection)
    for OpenAI → OpenAI-compatible (passthrough), OpenAI → Claude and Anthropic → Gemini;
@@ -193,9 +194,9 @@ class Bench:
             ("openai>claude", d, "/v1/chat/completions", chat(model.replace("m", "cl", 1)), auth),
             ("anthropic>gemini", d, "/v1/messages",
              dict(chat(model.replace("m", "ge", 1)), max_tokens=64), auth),
-            # The floor the issue quotes (~1,100 req/s here): the bare proxy on Tornado's
-            # defaults.  Shown for reference; the verdicts use "bare", on cliproxyd's client
-            # and loop.
+            # The floor the issue quotes (~1,100 req/s here): the bare proxy on the defaults.
+            # Shown for reference; the verdicts use "bare", on cliproxyd's client, loop and
+            # JSON functions.
             ("bare-simple", f"http://127.0.0.1:{self.simple_port}", "/v1/chat/completions",
              chat(model), auth),
         ]
@@ -353,7 +354,7 @@ def _rss_mb(pid: int) -> float:
 
 def verdicts(r: dict, ref: str = "bare") -> dict:
     """The targets' figures, against the bare proxy ``ref`` (the one on cliproxyd's own HTTP
-    client and event loop unless told otherwise)."""
+    client, event loop and JSON functions unless told otherwise)."""
     plain, streams = r["plain"], r["streams"]
     translated = min(paired_ratio(plain, "openai>claude", "rps_rounds", ref),
                      paired_ratio(plain, "anthropic>gemini", "rps_rounds", ref))
@@ -395,9 +396,9 @@ def report(r: dict) -> str:
         ok = value <= goal if lower else value >= goal
         lines.append(f"  {name:26} {value:10.3f}  target {'<=' if lower else '>='} {goal:g}  "
                      f"{'PASS' if ok else 'MISS'}")
-    lines += ["", "For reference, against the bare proxy on Tornado's defaults (its own HTTP "
-              "client, asyncio's loop: the floor the issue quotes; the verdicts above use the "
-              "client and loop cliproxyd uses)"]
+    lines += ["", "For reference, against the bare proxy on the defaults (Tornado's own HTTP "
+              "client, asyncio's loop, the standard json: the floor the issue quotes; the "
+              "verdicts above use the client, loop and JSON functions cliproxyd uses)"]
     for name, value in r["verdicts_vs_bare_simple"].items():
         lines.append(f"  {name:26} {value:10.3f}")
     return "\n".join(lines)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Protocol
 from urllib.parse import urlsplit
 
+from cliproxyd import jsontext
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import aggregate, codec, ir, sse
 from cliproxyd.formats.reasoning import fit_reasoning, split_model_suffix
@@ -318,7 +319,7 @@ class Pipeline:
         # An answer passed through is only checked and read for usage where the codec can.
         watch = getattr(upstream, "watch_response", None) if passthrough else None
         try:
-            body = json.loads(response.body)
+            body = jsontext.loads(response.body)
             if watch is not None:
                 decoded, outcome.usage = None, watch(body)
             else:

@@ -100,7 +100,7 @@ def test_sigterm_lets_a_slow_in_flight_request_finish(daemon):
         reply += chunk
     sock.close()
     assert reply.startswith(b"HTTP/1.1 404")
-    assert b'"type": "not_found"' in reply
+    assert b'"type":"not_found"' in reply
     d.proc.wait(30)
     assert d.proc.returncode == 0
 
@@ -131,14 +131,14 @@ def test_port_change_rebinds_without_dropping_accepted_connections(daemon):
     old_port = d.port
     conn = d.connection()
     conn.request("GET", "/healthz")
-    assert conn.getresponse().read() == b'{"status": "ok"}'
+    assert conn.getresponse().read() == b'{"status":"ok"}'
 
     new_port = free_port()
     d.reload({"port": new_port})
 
     conn.request("GET", "/healthz")  # same keep-alive connection, accepted before the reload
     resp = conn.getresponse()
-    assert resp.status == 200 and resp.read() == b'{"status": "ok"}'
+    assert resp.status == 200 and resp.read() == b'{"status":"ok"}'
     conn.close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", old_port), timeout=5).close()
@@ -243,7 +243,7 @@ def test_host_change_on_the_same_port_rebinds(daemon):
     d = daemon({})
     conn = d.connection()
     conn.request("GET", "/healthz")
-    assert conn.getresponse().read() == b'{"status": "ok"}'
+    assert conn.getresponse().read() == b'{"status":"ok"}'
     status = _fields(d.reload({"host": ""}))["STATUS"]
     assert status == f"serving http on *:{d.port}"
     assert d.request("GET", "/healthz").status == 200  # 127.0.0.1 is one of all interfaces

@@ -83,7 +83,7 @@ def test_certificate_rotation_on_sighup(daemon, tmp_path):
     d = daemon({"tls": {"enable": True, "cert": cert, "key": key}})
     old_conn = d.connection(ssl_context=trusting(cert))
     old_conn.request("GET", "/healthz")
-    assert old_conn.getresponse().read() == b'{"status": "ok"}'
+    assert old_conn.getresponse().read() == b'{"status":"ok"}'
 
     rotated_dir = tmp_path / "rotated"
     rotated_dir.mkdir()

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from cliproxyd import jsontext
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import ir
 from cliproxyd.formats._openai_responses_common import looks_like_openai_encrypted
@@ -53,7 +54,7 @@ def pick(block: Mapping[str, Any], keys: Sequence[str]) -> Mapping[str, Any]:
 
 def compact_json(value: Any) -> str:
     """JSON text as the IR convention writes it."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsontext.dumps(value)
 
 
 def safe_tool_id(tool_id: str) -> str:

@@ -12,11 +12,11 @@ official SDK ignores frames without an event name.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cliproxyd import jsontext
 from cliproxyd.errors import ErrorKind, ProxyError, anthropic_type_for
 from cliproxyd.formats import ir
 from cliproxyd.formats._claude_blocks import (
@@ -63,7 +63,7 @@ class StreamDecoder:
         if self._done or event.event == "ping":
             return []
         try:
-            data = json.loads(event.data)
+            data = jsontext.loads(event.data)
         except ValueError:
             return self._fail("upstream sent a stream event that is not JSON")
         if not isinstance(data, Mapping):
@@ -201,7 +201,7 @@ class StreamWatcher(StreamDecoder):
 
 def _frame(payload: dict[str, Any]) -> Event:
     return Event(event=payload["type"],
-                 data=json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+                 data=jsontext.dumps(payload))
 
 
 _START_BLOCKS: Mapping[str, Callable[[str | None], dict[str, Any]]] = {

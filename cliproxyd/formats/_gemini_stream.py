@@ -22,11 +22,11 @@ Pure state machines: no I/O, no clock.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
+from cliproxyd import jsontext
 from cliproxyd.errors import ErrorKind, ProxyError, kind_for_status
 from cliproxyd.formats import ir
 from cliproxyd.formats._gemini_common import (
@@ -92,7 +92,7 @@ class StreamDecoder:
         if self._failed or not event.data.strip() or event.data.strip() == "[DONE]":
             return []
         try:
-            chunk = json.loads(event.data)
+            chunk = jsontext.loads(event.data)
         except ValueError:
             return self._fail(_error_event({"message": "upstream sent invalid JSON"}))
         if not isinstance(chunk, Mapping):
@@ -230,7 +230,7 @@ class StreamEncoder:
             self._stop = event
         elif isinstance(event, ir.StreamError):
             self._done = True
-            return [Event(data=json.dumps(render_error(event.error)))]
+            return [Event(data=jsontext.dumps(render_error(event.error)))]
         return []
 
     def finish(self) -> list[Event]:
@@ -257,5 +257,5 @@ class StreamEncoder:
     def _event(self, body: dict[str, Any]) -> Event:
         body["modelVersion"] = self._ctx.model
         body["responseId"] = self._response_id
-        return Event(data=json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+        return Event(data=jsontext.dumps(body))
 

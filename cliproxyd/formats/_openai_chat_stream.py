@@ -23,12 +23,12 @@ Decoder rules (documented choices):
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cliproxyd import jsontext
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import ir
 from cliproxyd.formats._openai_chat_common import (
@@ -74,7 +74,7 @@ def _read_chunk(event: Event) -> dict | str | ProxyError | None:
     if not data:
         return None
     try:
-        chunk = json.loads(data)
+        chunk = jsontext.loads(data)
     except ValueError:
         chunk = None
     if not isinstance(chunk, dict):
@@ -385,7 +385,7 @@ class ChunkStream:
             return []
         if isinstance(event, ir.StreamError):
             self._closed = True
-            return [Event(data=json.dumps(render_error(event.error), ensure_ascii=False))]
+            return [Event(data=jsontext.dumps(render_error(event.error)))]
         if isinstance(event, ir.UsageUpdate):
             self._usage = self._usage.merged(event.usage)
             return []
@@ -444,13 +444,13 @@ class ChunkStream:
         chunk = self._chunk(delta, finish)
         if self._include_usage:
             chunk["usage"] = None  # as OpenAI does: every chunk but the last says usage null
-        return Event(data=json.dumps(chunk, ensure_ascii=False))
+        return Event(data=jsontext.dumps(chunk))
 
     def _usage_event(self) -> Event:
         chunk = self._chunk({}, None)
         chunk["choices"] = []
         chunk["usage"] = usage_to_wire(self._usage)
-        return Event(data=json.dumps(chunk, ensure_ascii=False))
+        return Event(data=jsontext.dumps(chunk))
 
 
 class StreamEncoder(ChunkStream):

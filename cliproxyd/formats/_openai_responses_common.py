@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Mapping
 from typing import Any, Iterable
 
+from cliproxyd import jsontext
 from cliproxyd.errors import ErrorKind, ProxyError, openai_type_for
 from cliproxyd.formats import ir
 from cliproxyd.formats import reasoning as levels
@@ -180,7 +180,7 @@ def parse_data_url(url: str, param: str) -> tuple[bytes, str | None] | None:
 
 def dumps(obj: Any) -> str:
     """Compact JSON as the IR convention asks."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return jsontext.dumps(obj)
 
 
 def looks_like_openai_encrypted(blob: str | None) -> bool:

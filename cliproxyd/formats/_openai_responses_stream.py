@@ -18,12 +18,12 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cliproxyd import jsontext
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import _openai_responses_common as common
 from cliproxyd.formats import ir
@@ -63,7 +63,7 @@ class StreamDecoder:
         if self._done or not event.data.strip() or event.data.strip() == "[DONE]":
             return []
         try:
-            data = json.loads(event.data)
+            data = jsontext.loads(event.data)
         except ValueError:
             return self._fail(ProxyError(ErrorKind.UPSTREAM_ERROR, "malformed upstream event"))
         if not isinstance(data, Mapping):

@@ -14,7 +14,6 @@ closing the connection.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -26,7 +25,7 @@ from typing import Any
 from tornado import gen, httputil, web
 from tornado.ioloop import IOLoop
 
-from cliproxyd import access
+from cliproxyd import access, jsontext
 from cliproxyd.errors import (
     ErrorKind,
     ProxyError,
@@ -162,7 +161,7 @@ class BaseHandler(web.RequestHandler):
         """Finish with a JSON body."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(value))
+        self.finish(jsontext.dumps_bytes(value))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Render any failure as the client's format; the only error renderer."""
@@ -171,7 +170,7 @@ class BaseHandler(web.RequestHandler):
         if err.retry_after is not None:
             self.set_header("Retry-After", str(max(0, math.ceil(err.retry_after))))
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(render_error_body(self.client_format, err)))
+        self.finish(jsontext.dumps_bytes(render_error_body(self.client_format, err)))
 
     def _as_proxy_error(self, status: int, exc_info: Any) -> ProxyError:
         exc = exc_info[1] if exc_info else None

@@ -9,7 +9,6 @@ upstream call.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -20,6 +19,7 @@ from typing import Any, Awaitable
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
+from cliproxyd import jsontext
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import codec, sse
 from cliproxyd.handlers.base import BaseHandler
@@ -72,7 +72,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
                          "is required.")
     try:
         text = raw.decode("utf-8")
-        body = json.loads(text, parse_float=_finite, parse_constant=_reject_constant)
+        body = jsontext.loads(text, parse_float=_finite, parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise ProxyError(ErrorKind.INVALID_REQUEST, "The request body is not valid UTF-8.")
     except RecursionError:

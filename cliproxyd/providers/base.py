@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from cliproxyd import jsontext
 from cliproxyd.errors import ErrorKind, ProxyError, kind_for_status
 from cliproxyd.routing.models import Credential
 
@@ -82,7 +83,7 @@ class Provider(Protocol):
 
 def json_body(obj: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON, as upstreams expect it."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return jsontext.dumps_bytes(obj)
 
 
 def base_headers(credential: Credential, auth: Mapping[str, str], stream: bool) -> dict[str, str]:

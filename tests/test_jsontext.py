@@ -1,0 +1,70 @@
+"""cliproxyd.jsontext: orjson's speed with the standard library's answers, including the corners
+where orjson alone would differ (long integers, constants, non-string keys)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cliproxyd import jsontext
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON_VALUES)
+def test_same_text_and_values_as_the_standard_library(value):
+    text = jsontext.dumps(value)
+    assert text == json.dumps(value, ensure_ascii=False, separators=(",", ":")) or \
+        json.loads(text) == json.loads(json.dumps(value))  # floats may be spelled differently
+    assert jsontext.dumps_bytes(value) == text.encode("utf-8")
+    assert jsontext.loads(text) == json.loads(text)
+    assert jsontext.loads(text.encode("utf-8")) == json.loads(text)
+    spaced = json.dumps(value)  # the standard library's default spelling, \u escapes and all
+    assert jsontext.loads(spaced) == json.loads(spaced)
+
+
+@pytest.mark.parametrize("number", [2**64, 2**70, -(2**63) - 1, 10**40])
+def test_integers_beyond_64_bits_keep_every_digit(number):
+    """orjson alone reads these as floats, silently losing digits."""
+    text = f'{{"seed": {number}, "n": [1, {number}]}}'
+    assert jsontext.loads(text) == {"seed": number, "n": [1, number]}
+    assert jsontext.loads(text.encode()) == {"seed": number, "n": [1, number]}
+    assert jsontext.dumps({"seed": number}) == f'{{"seed":{number}}}'
+
+
+def test_what_orjson_refuses_gets_the_standard_librarys_answer_and_the_callers_hooks():
+    assert math.isnan(jsontext.loads("NaN"))
+    assert jsontext.loads('"\\ud800"') == "\ud800"  # a lone surrogate escape
+    with pytest.raises(ValueError, match="no constants"):
+        jsontext.loads('{"t": Infinity}', parse_constant=_refuse)
+    with pytest.raises(ValueError, match="too big"):
+        jsontext.loads('{"t": 1e999}', parse_float=_finite)
+    with pytest.raises(json.JSONDecodeError):
+        jsontext.loads('{"unclosed": ')
+
+
+def test_what_orjson_cannot_write_is_written_by_the_standard_library():
+    assert jsontext.dumps({1: "a", "b": 2}) == '{"1":"a","b":2}'
+    assert jsontext.dumps({"ü": "\u2028\x1f"}) == '{"ü":"\u2028\\u001f"}'
+    with pytest.raises(TypeError):
+        jsontext.dumps({"x": object()})
+
+
+def _refuse(name):
+    raise ValueError("no constants")
+
+
+def _finite(text):
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("too big")
+    return value
