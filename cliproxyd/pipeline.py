@@ -517,9 +517,10 @@ class _Relay:
             if passthrough and self._forward(out):
                 seen = getattr(self.decoder, "model_seen", None)
                 if seen is not None and seen != self.plan.request.model:
-                    event = replace(event, data=with_model(
-                        event.data, seen, self.plan.request.model,
-                        getattr(self.decoder, "model_key", "model")))
+                    data = with_model(event.data, seen, self.plan.request.model,
+                                      getattr(self.decoder, "model_key", "model"))
+                    # Not dataclasses.replace: it walks the fields, and this runs per event.
+                    event = sse.Event(data, event.event, event.id, event.retry)
                 raw.append(event)
             if out:
                 decoded += out

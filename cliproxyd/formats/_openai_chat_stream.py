@@ -297,8 +297,6 @@ class StreamWatcher(_ChunkFeed):
     adds); ``model_seen`` is the model name the last event's chunk gave, if any (the relay
     puts the client's name in its place)."""
 
-    _CONTENT = ("content", "refusal", "reasoning_content", "reasoning", "tool_calls")
-
     def __init__(self) -> None:
         self._started = False
         self._done = False
@@ -343,9 +341,12 @@ class StreamWatcher(_ChunkFeed):
         """Notes the choice's finish and tool calls; whether it carried anything."""
         busy = False
         delta = choice.get("delta")
-        if isinstance(delta, dict):
-            busy = any(delta.get(key) for key in self._CONTENT)
-            self._tools = self._tools or bool(delta.get("tool_calls"))
+        if isinstance(delta, dict) and delta:
+            get = delta.get  # the content keys spelled out, not any() over a tuple: per event
+            calls = get("tool_calls")
+            busy = bool(get("content") or calls or get("refusal") or get("reasoning_content")
+                        or get("reasoning"))
+            self._tools = self._tools or bool(calls)
         finish = choice.get("finish_reason")
         if isinstance(finish, str) and finish:
             self._finish, busy = finish, True
