@@ -201,6 +201,12 @@ class Bench:
              chat(model), auth),
         ]
 
+    def pid_of(self, name: str) -> int:
+        """The process serving target ``name`` (for its CPU time)."""
+        assert self.daemon is not None
+        refs = {"direct": 0, "bare": 1, "bare-simple": 2}
+        return self.procs[refs[name]].pid if name in refs else self.daemon.pid
+
     def plain(self) -> None:
         """Round-robin over the targets ``ROUNDS`` times, keeping each target's best round: the
         machine may be shared, and interleaving exposes every target to the same noise."""
@@ -209,11 +215,15 @@ class Bench:
             wrk(url + path, body, headers, 8, 1)  # warm up
         for round_ in range(self.rounds):
             for name, url, path, body, headers in _ordered(self.targets(), round_):
+                cpu = _cpu_seconds(self.pid_of(name))
                 load = wrk(url + path, body, headers, 32, self.secs(4))
+                cpu = _cpu_seconds(self.pid_of(name)) - cpu
                 single = wrk(url + path, body, headers, 1, self.secs(3))
                 row = lane.setdefault(name, {"rps": 0.0, "failures": 0, "p50_ms": 1e9,
                                              "p99_ms": 1e9, "p99_ms_loaded": 1e9,
-                                             "rps_rounds": [], "p50_ms_rounds": []})
+                                             "rps_rounds": [], "p50_ms_rounds": [],
+                                             "cpu_us_rounds": []})
+                row["cpu_us_rounds"].append(1e6 * cpu / max(1, load["requests"]))
                 row["failures"] += load["failures"] + single["failures"]
                 row["rps"] = max(row["rps"], load["rps"])
                 row["rps_rounds"].append(load["rps"])
@@ -233,12 +243,15 @@ class Bench:
             for name, url, path, body, headers in _ordered(self.targets(stream=True), round_):
                 row = lane.setdefault(name, {"ttfb_p50_ms": 1e9, "stream_500_ms": 1e9,
                                              "streams_per_s": 0.0, "failures": 0,
-                                             "streams_per_s_rounds": []})
+                                             "streams_per_s_rounds": [], "cpu_us_rounds": []})
                 timings = asyncio.run(loadgen.stream_timings(url, path, body, headers, n_ttfb))
                 long_body = dict(body, model=body["model"] + "-c500")
                 long = asyncio.run(loadgen.stream_timings(url, path, long_body, headers, n_long))
+                cpu = _cpu_seconds(self.pid_of(name))
                 done, failed = asyncio.run(loadgen.stream_rate(url, path, body, headers, 32,
                                                                self.secs(4)))
+                cpu = _cpu_seconds(self.pid_of(name)) - cpu
+                row["cpu_us_rounds"].append(1e6 * cpu / max(1, done))
                 row["ttfb_p50_ms"] = min(row["ttfb_p50_ms"],
                                          1000 * statistics.median(t for t, _ in timings))
                 row["stream_500_ms"] = min(row["stream_500_ms"],
@@ -372,17 +385,19 @@ def verdicts(r: dict, ref: str = "bare") -> dict:
 
 def report(r: dict) -> str:
     lines = ["", "Plain requests (wrk; 32 connections for req/s, 1 for latency)",
-             f"  {'target':18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}"]
+             f"  {'target':18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} "
+             f"{'CPU us/req':>11}"]
     for name, row in r["plain"].items():
         lines.append(f"  {name:18} {row['rps']:8.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
-                     f"{row['failures']:7d}")
+                     f"{row['failures']:7d} {statistics.median(row['cpu_us_rounds']):11.0f}")
     lines += ["", "Streams (p50 of sequential streams; 32 workers for streams/s)",
               (f"  {'target':18} {'ttfb ms':>8} {'+ttfb ms':>9} {'500ch ms':>9} "
-               f"{'us/chunk':>9} {'streams/s':>10}")]
+               f"{'us/chunk':>9} {'streams/s':>10} {'CPU us/str':>11}")]
     for name, row in r["streams"].items():
         lines.append(f"  {name:18} {row['ttfb_p50_ms']:8.2f} {row['ttfb_added_ms']:9.2f} "
                      f"{row['stream_500_ms']:9.1f} {row['per_chunk_us']:9.1f} "
-                     f"{row['streams_per_s']:10.0f}")
+                     f"{row['streams_per_s']:10.0f} "
+                     f"{statistics.median(row['cpu_us_rounds']):11.0f}")
     lines += ["", "Open streams"]
     for name, row in r["held_streams"].items():
         lines.append(f"  {name:18} {row['streams']} streams: RSS {row['rss_mb']:.1f} MB, "
@@ -401,6 +416,12 @@ def report(r: dict) -> str:
               "verdicts above use the client, loop and JSON functions cliproxyd uses)"]
     for name, value in r["verdicts_vs_bare_simple"].items():
         lines.append(f"  {name:26} {value:10.3f}")
+    lines += ["", "CPU cost against the bare proxy's (its CPU time per request or stream over the "
+              "target's, median of the paired rounds; the throughput ratios' measure without the "
+              "load generator's share of the noise)"]
+    for lane, ratios in r["cpu_vs_bare"].items():
+        lines.append(f"  {lane:7} " + "  ".join(f"{name} {value:.3f}"
+                                                for name, value in ratios.items()))
     return "\n".join(lines)
 
 
@@ -434,6 +455,9 @@ def main() -> int:
         r["verdicts"] = verdicts(r)
         r["verdicts_vs_bare_simple"] = {k: v for k, v in verdicts(r, "bare-simple").items()
                                         if k.endswith(("_vs_bare", "_over_bare"))}
+        r["cpu_vs_bare"] = {lane: {name: paired_ratio(r[lane], "bare", "cpu_us_rounds", name)
+                                   for name in r[lane] if name not in ("direct", "bare")}
+                            for lane in ("plain", "streams")}
         print(report(r))
     out = HERE / "results" / f"bench-{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(exist_ok=True)
