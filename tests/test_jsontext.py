@@ -44,6 +44,7 @@ def test_integers_beyond_64_bits_keep_every_digit(number):
 def test_what_orjson_refuses_gets_the_standard_librarys_answer_and_the_callers_hooks():
     assert math.isnan(jsontext.loads("NaN"))
     assert jsontext.loads('"\\ud800"') == "\ud800"  # a lone surrogate escape
+    assert jsontext.loads('["\ud800", 12345678901234567890]') == ["\ud800", 12345678901234567890]
     with pytest.raises(ValueError, match="no constants"):
         jsontext.loads('{"t": Infinity}', parse_constant=_refuse)
     with pytest.raises(ValueError, match="too big"):
