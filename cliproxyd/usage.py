@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "EXPORT_VERSION", "LocalBuckets", "Totals", "UsageImportError", "UsageRecord", "dedup_key",
@@ -43,10 +43,12 @@ def local_offset(ts_us: int) -> int:
     return int(dt.datetime.fromtimestamp(ts_us / 1e6).astimezone().utcoffset().total_seconds())
 
 
-@dataclass(frozen=True)
-class UsageRecord:
+class UsageRecord(NamedTuple):
     """One client request.  ``api`` is the client key (or ``"METHOD /route"`` in open mode),
-    ``source`` a log-safe credential label, ``auth_index`` its 16-hex-digit id."""
+    ``source`` a log-safe credential label, ``auth_index`` its 16-hex-digit id.
+
+    A named tuple, not a frozen dataclass: one is made for every proxied request, and the
+    dataclass's fourteen ``object.__setattr__`` calls took a third of recording it."""
 
     ts_us: int
     api: str

@@ -35,6 +35,24 @@ def total(found: dict, name: str, **labels) -> float:
 # -- unit ---------------------------------------------------------------------------------------
 
 
+def test_histogram_buckets_count_observations_at_or_below_their_bound():
+    m = Metrics()
+    for seconds in (0.1, 0.11, 0.25, 700.0):  # two exactly on a bound, one beyond the last
+        m.observe_proxy(client_format="claude", provider="gemini", model="m", code=200,
+                        duration=seconds, ttfb=None, tokens={})
+    found = samples(m.exposition().decode())
+    bucket = "cliproxyd_request_duration_seconds_bucket"
+    assert value(found, bucket, client_format="claude", le="0.1") == 1
+    assert value(found, bucket, client_format="claude", le="0.25") == 3
+    assert value(found, bucket, client_format="claude", le="600.0") == 3
+    assert value(found, bucket, client_format="claude", le="+Inf") == 4
+    assert value(found, "cliproxyd_request_duration_seconds_count", client_format="claude") == 4
+    assert value(found, "cliproxyd_request_duration_seconds_sum", client_format="claude") == \
+        pytest.approx(700.46)
+    assert value(found, "cliproxyd_requests_total", client_format="claude", provider="gemini",
+                 model="m", code="200") == 4
+
+
 def test_seeded_labels_read_zero_before_any_request():
     found = samples(Metrics().exposition().decode())
     assert value(found, "cliproxyd_upstream_errors_total", provider="gemini", reason="rate_limited") == 0
