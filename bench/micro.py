@@ -22,6 +22,10 @@ import fake_upstream
 
 from cliproxyd.formats import codec, sse
 from cliproxyd.pipeline import ClientSide, Pipeline, _Relay
+from cliproxyd.routing.models import Credential
+
+_CREDENTIAL = Credential(id="bench-0001", kind="openai_compat", api_key="upstream-key-0001",
+                         base_url="http://127.0.0.1:1")
 
 PAIRS = [("openai_chat", "openai_chat", "openai"), ("openai_chat", "claude", "claude"),
          ("claude", "gemini", "gemini"), ("claude", "claude", "claude")]
@@ -60,7 +64,7 @@ def run_once(client_fmt: str, upstream_fmt: str, kind: str, n: int) -> float:
     upstream = codec(upstream_fmt)
     chunks = _chunks(kind, n)
     start = time.process_time()
-    relay = _Relay(plan, upstream, passthrough, _Sink(), {})
+    relay = _Relay(plan, upstream, passthrough, _Sink(), {}, _CREDENTIAL)
     for chunk in chunks:
         relay.feed(chunk)
     relay.close()

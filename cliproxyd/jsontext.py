@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "dumps_bytes", "loads"]
+__all__ = ["dumps", "dumps_bytes", "loads", "peek"]
 
 # Every ASCII digit to "0", every other byte to " ": a run of 19 digits is then a substring
 # search (a regex for it cost four times orjson's own parse of a stream event).
@@ -47,6 +47,16 @@ def loads(text: str | bytes, **hooks: Any) -> Any:
         except orjson.JSONDecodeError:
             pass  # the standard library's answer (a value or its error) stands
     return json.loads(text, **hooks)
+
+
+def peek(text: str | bytes) -> Any:
+    """`loads` for a value that is only looked at, never written again (a passthrough stream's
+    watcher reads an event's finish, usage and errors and forwards the event's own text): the
+    long-integer check is skipped, as a >64-bit integer read as a float changes nothing there."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def dumps_bytes(obj: Any) -> bytes:

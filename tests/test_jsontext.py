@@ -69,3 +69,12 @@ def _finite(text):
     if math.isinf(value):
         raise ValueError("too big")
     return value
+
+
+def test_peek_reads_what_loads_reads_and_refuses_what_json_refuses():
+    """`peek` (a passthrough watcher's parse) skips only the long-integer check."""
+    chunk = '{"id":"c","choices":[{"delta":{"content":"hi"}}],"usage":{"total_tokens":18}}'
+    assert jsontext.peek(chunk) == jsontext.loads(chunk) == json.loads(chunk)
+    assert math.isnan(jsontext.peek("NaN"))  # orjson refuses it, json reads it
+    with pytest.raises(json.JSONDecodeError):
+        jsontext.peek('{"cut": ')

@@ -49,6 +49,7 @@ class StreamDecoder:
     results) are skipped with their deltas, and the remaining blocks are renumbered from 0."""
 
     model_seen: str | None = None
+    _parse: Callable[[str], Any] = staticmethod(jsontext.loads)
 
     def __init__(self) -> None:
         self._done = False
@@ -63,7 +64,7 @@ class StreamDecoder:
         if self._done or event.event == "ping":
             return []
         try:
-            data = jsontext.loads(event.data)
+            data = self._parse(event.data)
         except ValueError:
             return self._fail("upstream sent a stream event that is not JSON")
         if not isinstance(data, Mapping):
@@ -189,6 +190,7 @@ class StreamWatcher(StreamDecoder):
     `StreamError` events."""
 
     usage_only = False  # Messages has no usage-only event for the relay to hold back
+    _parse = staticmethod(jsontext.peek)  # events are forwarded as they came, only looked at
 
     def feed(self, event: Event) -> list[ir.StreamEvent]:
         """Watch one SSE event; ``model_seen`` is the model name it gave (``message_start``)."""

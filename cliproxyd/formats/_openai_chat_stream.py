@@ -24,7 +24,7 @@ Decoder rules (documented choices):
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,16 +65,17 @@ def wants_usage(request: ir.Request | None) -> bool:
 # decoder
 
 
-def _read_chunk(event: Event) -> dict | str | ProxyError | None:
+def _read_chunk(event: Event, parse: Callable[[str], Any] = jsontext.loads
+                ) -> dict | str | ProxyError | None:
     """One upstream SSE event: its chunk object, `DONE`, the error it is or carries, or None
-    (an empty event)."""
+    (an empty event).  ``parse``: `jsontext.peek` where the chunk is only looked at."""
     data = event.data.strip()
     if data == DONE:
         return DONE
     if not data:
         return None
     try:
-        chunk = jsontext.loads(data)
+        chunk = parse(data)
     except ValueError:
         chunk = None
     if not isinstance(chunk, dict):
@@ -111,12 +112,13 @@ class _ChunkFeed:
 
     _done = False
     _finish: str | None = None  # the finish_reason seen, if any
+    _parse: Callable[[str], Any] = staticmethod(jsontext.loads)
 
     def feed(self, event: Event) -> list[ir.StreamEvent]:
         """One SSE event in, the IR events it means out."""
         if self._done:
             return []
-        chunk = _read_chunk(event)
+        chunk = _read_chunk(event, self._parse)
         if chunk is None:
             return []
         if chunk is DONE:
@@ -296,6 +298,8 @@ class StreamWatcher(_ChunkFeed):
     whether the last event fed carried usage and nothing else (the chunk ``include_usage``
     adds); ``model_seen`` is the model name the last event's chunk gave, if any (the relay
     puts the client's name in its place)."""
+
+    _parse = staticmethod(jsontext.peek)  # chunks are forwarded as they came, only looked at
 
     def __init__(self) -> None:
         self._started = False

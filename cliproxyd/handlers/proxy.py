@@ -110,15 +110,15 @@ class _ClientSink(SinkBase):
             return None
         if not self._started:
             self._begin()
-        data = b"".join(self._frame(e) for e in events)
+        if self._array is not None:
+            data = b"".join([self._array.feed(e.data) for e in events])
+        elif len(events) == 1:  # the usual case: one upstream event per read
+            data = sse.serialize(events[0])
+        else:
+            data = b"".join([sse.serialize(e) for e in events])
         if data:
             self.handler.write(data)
         return self._flush()
-
-    def _frame(self, event: sse.Event) -> bytes:
-        if self._array is not None:
-            return self._array.feed(event.data)
-        return sse.serialize(event)
 
     def _begin(self) -> None:
         self._started = True
