@@ -126,10 +126,9 @@ class LocalBuckets:
 
 def dedup_key(rec: UsageRecord) -> str:
     """The reference's import dedup key."""
-    return "|".join(str(part) for part in (
-        rec.api, rec.model, format_utc_nano(rec.ts_us), rec.source, rec.auth_index,
-        "true" if rec.failed else "false", rec.input_tokens, rec.output_tokens,
-        rec.reasoning_tokens, rec.cached_tokens, rec.total_tokens))
+    return (f"{rec.api}|{rec.model}|{format_utc_nano(rec.ts_us)}|{rec.source}|{rec.auth_index}|"
+            f"{'true' if rec.failed else 'false'}|{rec.input_tokens}|{rec.output_tokens}|"
+            f"{rec.reasoning_tokens}|{rec.cached_tokens}|{rec.total_tokens}")
 
 
 # ---------------------------------------------------------------------------------------------

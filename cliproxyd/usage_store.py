@@ -73,9 +73,8 @@ def _hash(rec: UsageRecord) -> int:
 
 
 def _row(rec: UsageRecord) -> tuple:
-    return (rec.ts_us, rec.api, rec.model, rec.source, rec.auth_index, int(rec.failed),
-            rec.input_tokens, rec.output_tokens, rec.reasoning_tokens, rec.cached_tokens,
-            rec.total_tokens, rec.latency_ms, rec.day, rec.hour, _hash(rec))
+    # The record's fields are the columns' order (see _COLUMNS), failed as 0/1, then the key.
+    return (*rec[:5], int(rec.failed), *rec[6:], _hash(rec))
 
 
 def _record(row: tuple) -> UsageRecord:
