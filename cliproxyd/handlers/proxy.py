@@ -174,7 +174,10 @@ class _ClientSink(SinkBase):
 
     def _tick(self) -> None:
         self._timer = None
-        if self.gone or self.handler._finished:
+        try:
+            if self.gone or self.handler._finished:
+                return
+        except ReferenceError:  # the handler is gone (the sink holds it weakly): nothing to keep
             return
         loop = IOLoop.current()
         if loop.time() - self._last_write >= self.keepalive:
