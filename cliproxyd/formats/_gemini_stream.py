@@ -23,7 +23,7 @@ Pure state machines: no I/O, no clock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cliproxyd import jsontext
@@ -72,6 +72,7 @@ class StreamDecoder:
     """
 
     model_key = "modelVersion"  # where a chunk names the model (see `feed`)
+    _parse: Callable[[str], Any] = staticmethod(jsontext.loads)
 
     def __init__(self, tool_names: Mapping[str, str] | None = None) -> None:
         self.model_seen: str | None = None
@@ -88,19 +89,9 @@ class StreamDecoder:
         """IR events for one upstream chunk.  ``model_seen`` is then the chunk's
         ``modelVersion``, if any (a relay passing the stream through puts the client's model
         name in its place)."""
-        self.model_seen = None
-        if self._failed or not event.data.strip() or event.data.strip() == "[DONE]":
-            return []
-        try:
-            chunk = jsontext.loads(event.data)
-        except ValueError:
-            return self._fail(_error_event({"message": "upstream sent invalid JSON"}))
+        chunk = self._read(event)
         if not isinstance(chunk, Mapping):
-            return self._fail(_error_event({"message": "upstream sent a non-object chunk"}))
-        version = chunk.get("modelVersion")
-        self.model_seen = version if isinstance(version, str) else None
-        if "error" in chunk:
-            return self._fail(_error_event(chunk["error"]))
+            return chunk
         out = self._start(chunk)
         candidates = get(chunk, "candidates") or []
         cand = candidates[0] if isinstance(candidates, list) and candidates else {}
@@ -111,10 +102,33 @@ class StreamDecoder:
             out += self._part(part, i)
             if self._failed:
                 return out
+        return out + self._ending(chunk, candidates, cand)
+
+    def _read(self, event: Event) -> Mapping[str, Any] | list[ir.StreamEvent]:
+        """The event's chunk, or what to answer instead (nothing, or the error it is)."""
+        self.model_seen = None
+        if self._failed or not event.data.strip() or event.data.strip() == "[DONE]":
+            return []
+        try:
+            chunk = self._parse(event.data)
+        except ValueError:
+            return self._fail(_error_event({"message": "upstream sent invalid JSON"}))
+        if not isinstance(chunk, Mapping):
+            return self._fail(_error_event({"message": "upstream sent a non-object chunk"}))
+        version = chunk.get("modelVersion")
+        self.model_seen = version if isinstance(version, str) else None
+        if "error" in chunk:
+            return self._fail(_error_event(chunk["error"]))
+        return chunk
+
+    def _ending(self, chunk: Mapping[str, Any], candidates: Any,
+                cand: Any) -> list[ir.StreamEvent]:
+        """The stop (a finish reason or a blocked prompt) with its usage, or late usage."""
         finish = _text(get(cand, "finishReason"))
         feedback = get(chunk, "promptFeedback") if not candidates else None
         blocked = _text(get(feedback, "blockReason"))
         usage = get(chunk, "usageMetadata")
+        out: list[ir.StreamEvent] = []
         if (finish or blocked) and not self._stopped:
             out += self._close()
             out.append(ir.UsageUpdate(usage_from_gemini(usage)))
@@ -191,6 +205,31 @@ class StreamDecoder:
     def _take_index(self) -> int:
         self._next_index += 1
         return self._next_index - 1
+
+
+class StreamWatcher(StreamDecoder):
+    """Passthrough: a Gemini stream forwarded to a Gemini client as the upstream wrote it is
+    watched, not decoded.  Parts are the client's to read (a part the decoder would call
+    malformed goes through as it came); they are only looked at for a function call, which makes
+    the stop a tool call.  The opening, usage, stop and errors are read exactly as
+    `StreamDecoder` reads them."""
+
+    usage_only = False  # Gemini has no usage-only chunk for the relay to hold back
+    _parse = staticmethod(jsontext.peek)  # chunks are forwarded as they came, only looked at
+
+    def feed(self, event: Event) -> list[ir.StreamEvent]:
+        """Watch one upstream chunk (``model_seen`` as for `StreamDecoder.feed`)."""
+        chunk = self._read(event)
+        if not isinstance(chunk, Mapping):
+            return chunk
+        out = self._start(chunk)
+        candidates = get(chunk, "candidates") or []
+        cand = candidates[0] if isinstance(candidates, list) and candidates else {}
+        if not self._stopped and not self._saw_call:
+            parts = get(get(cand, "content"), "parts")
+            self._saw_call = isinstance(parts, list) and any(
+                isinstance(part, dict) and "functionCall" in part for part in parts)
+        return out + self._ending(chunk, candidates, cand)
 
 
 class StreamEncoder:

@@ -76,13 +76,14 @@ from cliproxyd.formats._gemini_common import (
     usage_to_gemini,
     with_extras,
 )
-from cliproxyd.formats._gemini_stream import StreamDecoder, StreamEncoder
+from cliproxyd.formats._gemini_stream import StreamDecoder, StreamEncoder, StreamWatcher
 from cliproxyd.formats.gemini_schema import clean, to_json_schema
 from cliproxyd.formats.reasoning import level_to_budget
 
 __all__ = [
     "decode_request", "encode_request", "decode_response", "encode_response", "render_error",
-    "StreamDecoder", "StreamEncoder", "stop_reason_from_gemini", "finish_reason_for",
+    "StreamDecoder", "StreamEncoder", "StreamWatcher", "stop_reason_from_gemini",
+    "finish_reason_for",
     "usage_from_gemini", "usage_to_gemini", "sanitize_function_name", "tool_name_map",
     "decode_count_tokens_request", "encode_count_tokens_request",
     "decode_count_tokens_response", "encode_count_tokens_response",

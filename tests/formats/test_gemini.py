@@ -1036,3 +1036,52 @@ def test_encode_decode_property(req):
     body = gemini.encode_request(req, model="m")
     back = gemini.decode_request(json.loads(json.dumps(body)), model="m")
     assert back == _expressible(req)
+
+
+# ---------------------------------------------------------------------------------------------
+# Passthrough stream watcher
+
+_WATCHED = (ir.MessageStart, ir.UsageUpdate, ir.MessageStop, ir.StreamError)
+
+
+def _comparable(events: list) -> list:
+    """Errors compare by identity; compare what a client would see of them."""
+    return [("error", e.error.kind, e.error.message, e.error.status)
+            if isinstance(e, ir.StreamError) else e for e in events]
+
+
+@pytest.mark.parametrize("name", ["stream_text.sse", "stream_thinking_tool.sse", "stream_error.sse"])
+@pytest.mark.parametrize("cut", [None, -1, 1])
+def test_watcher_reads_opening_usage_stop_and_errors_as_the_decoder(name, cut):
+    """``cut`` drops the stream's tail (a truncated stream must still be noticed).  The tool
+    stream's stop is a tool call, which the watcher sees without decoding the parts."""
+    decoder, watcher = gemini.StreamDecoder(), gemini.StreamWatcher()
+    decoded: list = []
+    watched: list = []
+    for ev in golden_events(name)[:cut]:
+        decoded += decoder.feed(ev)
+        watched += watcher.feed(ev)
+        assert watcher.model_seen == decoder.model_seen  # the relay's model-name splice
+        assert watcher.usage_only is False
+    decoded += decoder.finish()
+    watched += watcher.finish()
+    assert _comparable(watched) == _comparable([e for e in decoded if isinstance(e, _WATCHED)])
+    assert watched
+
+
+def test_watcher_leaves_parts_to_the_client_but_not_bad_json():
+    """A part the decoder cannot read goes to the client as it came; an event that is not JSON
+    still ends the stream with an error, and a function call still makes the stop a tool call."""
+    odd = sse.Event(data=json.dumps({"candidates": [{"content": {"parts": [
+        {"functionCall": {"name": 7}}]}, "index": 0}], "modelVersion": "g-up"}))
+    assert isinstance(gemini.StreamDecoder().feed(odd)[-1], ir.StreamError)
+    watcher = gemini.StreamWatcher()
+    assert watcher.feed(odd) == [ir.MessageStart(id=None, model="g-up")]
+    assert watcher.model_seen == "g-up"
+    stop = watcher.feed(sse.Event(data=json.dumps({"candidates": [
+        {"content": {"parts": []}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4}})))
+    assert [type(e) for e in stop] == [ir.UsageUpdate, ir.MessageStop]
+    assert stop[1].stop_reason is ir.StopReason.TOOL_USE
+    bad = gemini.StreamWatcher().feed(sse.Event(data="{not json"))
+    assert len(bad) == 1 and isinstance(bad[0], ir.StreamError)
