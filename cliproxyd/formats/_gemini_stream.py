@@ -95,14 +95,22 @@ class StreamDecoder:
         out = self._start(chunk)
         candidates = get(chunk, "candidates") or []
         cand = candidates[0] if isinstance(candidates, list) and candidates else {}
+        out += self._content(cand)
+        if self._failed:
+            return out
+        return out + self._ending(chunk, candidates, cand)
+
+    def _content(self, cand: Any) -> list[ir.StreamEvent]:
+        """The candidate's parts as IR events (the watcher only looks for a function call)."""
         parts = get(get(cand, "content"), "parts") or []
         if self._stopped:
             parts = []  # nothing may follow MessageStop but usage
+        out: list[ir.StreamEvent] = []
         for i, part in enumerate(parts if isinstance(parts, list) else []):
             out += self._part(part, i)
             if self._failed:
-                return out
-        return out + self._ending(chunk, candidates, cand)
+                break
+        return out
 
     def _read(self, event: Event) -> Mapping[str, Any] | list[ir.StreamEvent]:
         """The event's chunk, or what to answer instead (nothing, or the error it is)."""
@@ -217,19 +225,12 @@ class StreamWatcher(StreamDecoder):
     usage_only = False  # Gemini has no usage-only chunk for the relay to hold back
     _parse = staticmethod(jsontext.peek)  # chunks are forwarded as they came, only looked at
 
-    def feed(self, event: Event) -> list[ir.StreamEvent]:
-        """Watch one upstream chunk (``model_seen`` as for `StreamDecoder.feed`)."""
-        chunk = self._read(event)
-        if not isinstance(chunk, Mapping):
-            return chunk
-        out = self._start(chunk)
-        candidates = get(chunk, "candidates") or []
-        cand = candidates[0] if isinstance(candidates, list) and candidates else {}
+    def _content(self, cand: Any) -> list[ir.StreamEvent]:
         if not self._stopped and not self._saw_call:
             parts = get(get(cand, "content"), "parts")
             self._saw_call = isinstance(parts, list) and any(
                 isinstance(part, dict) and "functionCall" in part for part in parts)
-        return out + self._ending(chunk, candidates, cand)
+        return []
 
 
 class StreamEncoder:
