@@ -4,6 +4,7 @@ those are Tornado apps built for fidelity and failure modes, this one for speed)
 A bare asyncio protocol with HTTP/1.1 keep-alive that answers, from pre-built bytes:
 
 * ``POST .../chat/completions`` (OpenAI Chat), ``POST /v1/messages`` (Anthropic Messages),
+  ``POST .../responses`` (OpenAI Responses, as Codex speaks it),
   ``POST /v1beta/models/{model}:generateContent`` / ``:streamGenerateContent`` (Gemini).
 * A stream when the body says ``"stream": true`` (or the Gemini stream action).  The number of
   chunks is in the model name: ``...-c500`` streams 500 content chunks (default 10); ``...-slow``
@@ -87,7 +88,33 @@ def _gemini(model: str) -> tuple[bytes, bytes, bytes, bytes]:
             _sse(chunk("", True)))
 
 
-_KINDS = {"openai": _openai, "claude": _claude, "gemini": _gemini}
+def _responses(model: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """The Responses event sequence for one message item (``sequence_number`` left out: the
+    pieces are repeated, and nothing downstream reads it)."""
+    usage = {"input_tokens": 9, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 12,
+             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 21}
+    item = {"id": "msg_b", "type": "message", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "annotations": [], "text": "Hello there!"}]}
+    whole = {"id": "resp_b", "object": "response", "created_at": _CREATED, "status": "completed",
+             "model": model, "output": [item], "usage": usage}
+    opening = dict(whole, status="in_progress", output=[], usage=None)
+    at = {"item_id": "msg_b", "output_index": 0, "content_index": 0}
+    ev = lambda kind, **fields: _sse({"type": kind, **fields}, kind)
+    head = ev("response.created", response=opening) + \
+        ev("response.in_progress", response=opening) + \
+        ev("response.output_item.added", output_index=0,
+           item=dict(item, status="in_progress", content=[])) + \
+        ev("response.content_part.added", **at,
+           part={"type": "output_text", "annotations": [], "text": ""})
+    piece = ev("response.output_text.delta", **at, delta="word ", logprobs=[])
+    tail = ev("response.output_text.done", **at, text="Hello there!", logprobs=[]) + \
+        ev("response.content_part.done", **at, part=item["content"][0]) + \
+        ev("response.output_item.done", output_index=0, item=item) + \
+        ev("response.completed", response=whole)
+    return json.dumps(whole).encode(), head, piece, tail
+
+
+_KINDS = {"openai": _openai, "claude": _claude, "gemini": _gemini, "responses": _responses}
 
 
 class _Conn(asyncio.Protocol):
@@ -127,7 +154,8 @@ class _Conn(asyncio.Protocol):
             kind, model = "gemini", gemini.group(1).decode()
             stream = gemini.group(2) == b"streamGenerateContent"
         else:
-            kind = "claude" if path.endswith(b"/messages") else "openai"
+            kind = "claude" if path.endswith(b"/messages") else \
+                "responses" if path.endswith(b"/responses") else "openai"
             found = _MODEL.search(body)
             model = found.group(1).decode() if found else "m"
             stream = b'"stream":true' in body.replace(b" ", b"")

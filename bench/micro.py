@@ -28,11 +28,13 @@ _CREDENTIAL = Credential(id="bench-0001", kind="openai_compat", api_key="upstrea
                          base_url="http://127.0.0.1:1")
 
 PAIRS = [("openai_chat", "openai_chat", "openai"), ("openai_chat", "claude", "claude"),
-         ("claude", "gemini", "gemini"), ("claude", "claude", "claude")]
+         ("claude", "gemini", "gemini"), ("claude", "claude", "claude"),
+         ("openai_responses", "openai_responses", "responses")]
 BODIES = {
     "openai_chat": {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
     "claude": {"model": "m", "stream": True, "max_tokens": 64,
                "messages": [{"role": "user", "content": "hi"}]},
+    "openai_responses": {"model": "m", "stream": True, "input": "hi"},
 }
 
 
@@ -80,7 +82,7 @@ def main() -> None:
     for client_fmt, upstream_fmt, kind in PAIRS:
         best = min(run_once(client_fmt, upstream_fmt, kind, args.chunks)
                    for _ in range(args.repeat))
-        print(f"{client_fmt:12} <- {upstream_fmt:12} {1e6 * best:7.1f} us/chunk")
+        print(f"{client_fmt:16} <- {upstream_fmt:16} {1e6 * best:7.1f} us/chunk")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Streaming for the OpenAI Responses codec: upstream (Codex) SSE events → IR stream events, and
-IR stream events → the official Responses event sequence.
+IR stream events → the official Responses event sequence.  `StreamWatcher` reads only the
+lifecycle of a stream passed through to a Responses client as it came.
 
 Encoder sequence (``sequence_number`` from 0, as the API numbers them): ``response.created``,
 ``response.in_progress``; per output item ``response.output_item.added`` → (message:
@@ -268,6 +269,73 @@ class StreamDecoder:
         return out + [ir.ThinkingDelta(self._open, delta)] if delta else out
 
     _on_response_reasoning_text_delta = _on_response_reasoning_summary_text_delta
+
+
+_TOOL_ITEMS = ("function_call", "custom_tool_call")
+
+
+class StreamWatcher(StreamDecoder):
+    """Passthrough: a Responses stream forwarded to a Responses client as the upstream wrote it
+    is watched, not decoded.  Item and content events are the client's to read (they are only
+    checked to be JSON); the lifecycle events (``response.created``/``in_progress``/``queued``,
+    the terminal ``completed``/``incomplete``/``failed``, and ``error``) are read as
+    `StreamDecoder` reads them, so the relay sees the same `MessageStart`, `UsageUpdate`,
+    `MessageStop` and `StreamError` events, and ``model_seen`` is set as the decoder sets it.
+
+    The stop is a tool call when the response has a function call item, announced or listed in
+    the terminal response; on any stream that announces its items that is the decoder's rule."""
+
+    usage_only = False  # Responses has no usage-only event for the relay to hold back
+
+    def feed(self, event: Event) -> list[ir.StreamEvent]:
+        """Watch one SSE event."""
+        self.model_seen = None
+        if self._done:
+            return []
+        try:
+            data = jsontext.peek(event.data)  # events are forwarded as they came, only looked at
+        except ValueError:
+            if not event.data.strip() or event.data.strip() == "[DONE]":
+                return []
+            return self._fail(ProxyError(ErrorKind.UPSTREAM_ERROR, "malformed upstream event"))
+        if not isinstance(data, dict):
+            return []
+        response = data.get("response")
+        if isinstance(response, dict) and isinstance(response.get("model"), str):
+            self.model_seen = response["model"]
+        kind = data.get("type")
+        kind = kind if isinstance(kind, str) else event.event
+        watch = self._watched.get(kind)  # type: ignore[arg-type]
+        if watch is None:
+            return []
+        self._kind = kind  # type: ignore[assignment]
+        return watch(self, data)
+
+    def _item_added(self, data: Mapping[str, Any]) -> list[ir.StreamEvent]:
+        item = data.get("item")
+        if isinstance(item, dict) and item.get("type") in _TOOL_ITEMS:
+            self._saw_tool = True
+        return self._start(data)
+
+    def _terminal(self, data: Mapping[str, Any]) -> list[ir.StreamEvent]:
+        response = data.get("response")
+        output = response.get("output") if isinstance(response, dict) else None
+        for item in output if isinstance(output, list) else ():
+            if isinstance(item, dict) and item.get("type") in _TOOL_ITEMS:
+                self._saw_tool = True
+        self._emitted_any = True  # the client has the items as the upstream sent them: no replay
+        return self._on_response_completed(data)
+
+    _watched = {
+        "response.created": StreamDecoder._on_response_created,
+        "response.in_progress": StreamDecoder._on_response_created,
+        "response.queued": StreamDecoder._on_response_created,
+        "response.output_item.added": _item_added,
+        "response.completed": _terminal,
+        "response.incomplete": _terminal,
+        "response.failed": _terminal,
+        "error": StreamDecoder._on_error,
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,10 +35,10 @@ from cliproxyd.formats import ir
 from cliproxyd.formats import reasoning as levels
 from cliproxyd.formats._openai_chat_common import openai_user
 from cliproxyd.formats._openai_responses_common import render_error
-from cliproxyd.formats._openai_responses_stream import StreamDecoder, StreamEncoder
+from cliproxyd.formats._openai_responses_stream import StreamDecoder, StreamEncoder, StreamWatcher
 
 __all__ = ["decode_request", "encode_request", "decode_response", "encode_response",
-           "render_error", "StreamDecoder", "StreamEncoder", "apply_turn",
+           "render_error", "StreamDecoder", "StreamEncoder", "StreamWatcher", "apply_turn",
            "stop_reason_from_wire", "status_for_stop", "usage_from_wire", "usage_to_wire"]
 
 logger = logging.getLogger(__name__)

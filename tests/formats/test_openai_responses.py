@@ -1000,3 +1000,83 @@ def test_stream_decoder_ignores_a_non_string_response_id():
     assert events == [ir.MessageStart(id=None, model=None)]
     encoder = codec.StreamEncoder(ir.EncodeContext(model="m", created=1, response_id="resp_x"))
     assert encoder.feed(events[0])  # encodes without error
+
+
+# -- passthrough stream watcher ---------------------------------------------------------------
+
+_WATCHED = (ir.MessageStart, ir.UsageUpdate, ir.MessageStop, ir.StreamError)
+
+
+def _comparable(events: list) -> list:
+    """Errors compare by identity; compare what a client would see of them."""
+    return [("error", e.error.kind, e.error.message, e.error.status, e.error.code)
+            if isinstance(e, ir.StreamError) else e for e in events]
+
+
+@pytest.mark.parametrize("name", ["stream_text_reasoning.txt", "stream_tool_call.txt",
+                                  "stream_error.txt", "stream_truncated.txt"])
+@pytest.mark.parametrize("cut", [None, -1, 3])
+def test_watcher_reads_opening_usage_stop_and_errors_as_the_decoder(name, cut):
+    """``cut`` drops the stream's tail (a truncated stream must still be noticed).  The tool
+    stream's stop is a tool call, which the watcher sees without decoding the items."""
+    decoder, watcher = codec.StreamDecoder(), codec.StreamWatcher()
+    decoded: list = []
+    watched: list = []
+    for event in parse_sse((GOLDEN / name).read_text())[:cut]:
+        decoded += decoder.feed(event)
+        watched += watcher.feed(event)
+        assert watcher.model_seen == decoder.model_seen  # the relay's model-name splice
+        assert watcher.usage_only is False
+    decoded += decoder.finish()
+    watched += watcher.finish()
+    assert _comparable(watched) == _comparable([e for e in decoded if isinstance(e, _WATCHED)])
+    assert watched
+
+
+def test_watcher_leaves_items_to_the_client_but_not_bad_json():
+    """An item event the decoder would turn into blocks is not interpreted; an event that is not
+    JSON still ends the stream with an error, and nothing is read after a terminal event."""
+    watcher = codec.StreamWatcher()
+    opening = watcher.feed(_ev("response.created", response={"id": "resp_1", "model": "up"}))
+    assert opening == [ir.MessageStart(id="resp_1", model="up")] and watcher.model_seen == "up"
+    assert watcher.feed(_ev("response.output_text.delta", item_id="msg_1", output_index=0,
+                            content_index=0, delta="Hi")) == []
+    assert watcher.feed(_ev("response.output_text.delta", delta=7)) == []
+    assert watcher.feed(Event(data="[DONE]")) == [] and watcher.feed(Event(data=" ")) == []
+    bad = watcher.feed(Event(event="response.output_text.delta", data="{not json"))
+    assert len(bad) == 1 and bad[0].error.kind is ErrorKind.UPSTREAM_ERROR
+    assert watcher.feed(_ev("response.completed", response={"status": "completed"})) == []
+    assert watcher.finish() == []
+
+
+def test_watcher_stop_is_a_tool_call_when_the_terminal_response_lists_one():
+    """A terminal response whose items were never streamed: the decoder replays them (and so
+    stops with tool_use); the watcher reads the same from the item list."""
+    call = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f",
+            "arguments": "{}"}
+    done = _ev("response.completed", response={
+        "id": "resp_1", "model": "up", "status": "completed", "output": [call],
+        "usage": {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}})
+    decoder, watcher = codec.StreamDecoder(), codec.StreamWatcher()
+    decoded = [e for e in decoder.feed(done) if isinstance(e, _WATCHED)]
+    watched = watcher.feed(done)
+    assert watched == decoded
+    assert watched[-1].stop_reason is ir.StopReason.TOOL_USE
+    assert watched[-2] == ir.UsageUpdate(ir.Usage(input_tokens=3, output_tokens=4, total_tokens=7))
+
+
+def test_watcher_stop_is_a_tool_call_when_an_announced_item_is_one():
+    """A terminal response that does not list its items again (the decoder remembers the
+    announced call; so must the watcher)."""
+    events = [_ev("response.created", response={"id": "resp_1", "model": "up"}),
+              _ev("response.output_item.added", output_index=0, item={
+                  "type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f",
+                  "arguments": ""}),
+              _ev("response.function_call_arguments.delta", item_id="fc_1", output_index=0,
+                  delta="{}"),
+              _ev("response.completed", response={"id": "resp_1", "model": "up",
+                                                  "status": "completed", "output": []})]
+    decoder, watcher = codec.StreamDecoder(), codec.StreamWatcher()
+    decoded = [e for ev in events for e in decoder.feed(ev) if isinstance(e, _WATCHED)]
+    watched = [e for ev in events for e in watcher.feed(ev)]
+    assert watched == decoded and watched[-1].stop_reason is ir.StopReason.TOOL_USE
