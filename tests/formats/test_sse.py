@@ -193,6 +193,32 @@ def test_lf_fast_path_matches_the_line_by_line_path(raw, lines, cuts):
     assert parse_all(split_at(data, cuts)) == parse_all(split_at(crlf, cuts))
 
 
+
+@settings(max_examples=200, deadline=None)
+@given(events=_events, lines=st.lists(st.sampled_from(
+    [b"data: x", b"data: \xe2\x82", b": c", b"event: e", b"", b"id: 1", b"data:\xff", b"data",
+     b"retry: 7"]), max_size=10))
+def test_chunks_of_whole_lines_parse_as_bytes_fed_one_at_a_time(events, lines):
+    """A chunk of whole LF-ended lines with nothing held over skips the buffer: fed as whole
+    events, as whole lines, or as one chunk, the events are those of the byte-by-byte feed."""
+    raw = b"".join(serialize(e) for e in events) + b"".join(line + b"\n" for line in lines)
+    one_by_one = parse_all([raw[i:i + 1] for i in range(len(raw))])
+    per_event = split_at(raw, [i for i in range(2, len(raw)) if raw[i - 2:i] == b"\n\n"])
+    assert parse_all(per_event) == one_by_one
+    assert parse_all([b"\n", *per_event]) == one_by_one  # the first chunk settles the BOM check
+    with_bom = [b"\xef\xbb\xbf" + chunk for chunk in per_event[:1]] + per_event[1:]
+    assert parse_all(with_bom) == one_by_one  # a leading BOM is dropped
+    assert parse_all([line + b"\n" for line in raw.split(b"\n")[:-1]]) == one_by_one
+
+
+def test_a_chunk_of_whole_lines_still_keeps_the_size_limits():
+    parser = Parser(max_size=64)
+    assert parser.feed(b"data: " + b"x" * 40 + b"\n") == []
+    with pytest.raises(ProxyError):  # the event's data lines together exceed the limit
+        parser.feed(b"data: " + b"y" * 40 + b"\n")
+    with pytest.raises(ProxyError):  # one chunk over the limit takes the line-checking path
+        Parser(max_size=64).feed(b"\n" + b"data: " + b"z" * 80 + b"\n")
+
 # --- Gemini JSON array ---------------------------------------------------------------------------
 
 def test_json_array_writer_framing_matches_google():
