@@ -510,16 +510,16 @@ class _Relay:
     def _events(self, events: list[sse.Event], ending: bool) -> Awaitable[None] | None:
         decoded: list[ir.StreamEvent] = []
         raw: list[sse.Event] = []
-        feed, passthrough = self.decoder.feed, self.passthrough
+        decoder, passthrough, asked = self.decoder, self.passthrough, self.plan.request.model
         failed = False
         for event in events:
-            out = feed(event)
-            if passthrough and self._forward(out):
-                seen = getattr(self.decoder, "model_seen", None)
-                if seen is not None and seen != self.plan.request.model:
-                    data = with_model(event.data, seen, self.plan.request.model,
-                                      getattr(self.decoder, "model_key", "model"))
-                    # Not dataclasses.replace: it walks the fields, and this runs per event.
+            out = decoder.feed(event)
+            # A watched content event decodes to nothing and is forwarded: no _forward call.
+            if passthrough and (not out or self._forward(out)):
+                seen = getattr(decoder, "model_seen", None)
+                if seen is not None and seen != asked:
+                    data = with_model(event.data, seen, asked,
+                                      getattr(decoder, "model_key", "model"))
                     event = sse.Event(data, event.event, event.id, event.retry)
                 raw.append(event)
             if out:
@@ -557,7 +557,8 @@ class _Relay:
 
     def _dispatch(self, decoded: list[ir.StreamEvent], raw: list[sse.Event],
                   ending: bool) -> Awaitable[None] | None:
-        error = next((e for e in decoded if isinstance(e, ir.StreamError)), None)
+        error = next((e for e in decoded if isinstance(e, ir.StreamError)), None) if decoded \
+            else None
         if error is not None and not self.sink.started:
             self.abort = error.error
             return None
