@@ -74,6 +74,7 @@ __all__ = [
     "encode_request",
     "encode_response",
     "render_error",
+    "watch_response",
 ]
 
 logger = logging.getLogger(__name__)
@@ -505,12 +506,23 @@ def _passthrough_ok(key: str, value: Any) -> bool:
 # Responses
 
 
-def decode_response(body: Mapping[str, Any]) -> ir.Response:
-    """An upstream Messages response body → IR response."""
+def _check_response(body: Any) -> None:
     if isinstance(body, Mapping) and body.get("type") == "error":
         raise error_from_claude(body)
     if not isinstance(body, Mapping) or not isinstance(body.get("content"), list):
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, "upstream response has no content array")
+
+
+def watch_response(body: Mapping[str, Any]) -> ir.Usage:
+    """Passthrough: the usage of an upstream Messages body that goes to the client as it came,
+    checked as `decode_response` checks it; its blocks are the client's to read."""
+    _check_response(body)
+    return usage_from_claude(body.get("usage"))
+
+
+def decode_response(body: Mapping[str, Any]) -> ir.Response:
+    """An upstream Messages response body → IR response."""
+    _check_response(body)
     try:
         parts, extras = decode_blocks(body["content"], "content", {})
     except ProxyError as err:

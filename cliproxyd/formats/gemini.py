@@ -81,7 +81,8 @@ from cliproxyd.formats.gemini_schema import clean, to_json_schema
 from cliproxyd.formats.reasoning import level_to_budget
 
 __all__ = [
-    "decode_request", "encode_request", "decode_response", "encode_response", "render_error",
+    "decode_request", "encode_request", "decode_response", "watch_response", "encode_response",
+    "render_error",
     "StreamDecoder", "StreamEncoder", "StreamWatcher", "stop_reason_from_gemini",
     "finish_reason_for",
     "usage_from_gemini", "usage_to_gemini", "sanitize_function_name", "tool_name_map",
@@ -528,15 +529,27 @@ _CANDIDATE_EXTRAS = ("safetyRatings", "citationMetadata", "groundingMetadata", "
                      "urlContextMetadata", "avgLogprobs", "logprobsResult")
 
 
-def decode_response(body: Mapping[str, Any], *,
-                    tool_names: Mapping[str, str] | None = None) -> ir.Response:
-    """A ``GenerateContentResponse`` → IR (first candidate); ``tool_names`` restores sanitised
-    function names (see `tool_name_map`)."""
+def _candidates(body: Any) -> list:
     if not isinstance(body, Mapping):
         raise upstream_error("body is not an object")
     candidates = get(body, "candidates") or []
     if not isinstance(candidates, list):
         raise upstream_error("candidates is not an array")
+    return candidates
+
+
+def watch_response(body: Mapping[str, Any]) -> ir.Usage:
+    """Passthrough: the usage of an upstream ``GenerateContentResponse`` that goes to the client
+    as it came, checked as `decode_response` checks it; its parts are the client's to read."""
+    _candidates(body)
+    return usage_from_gemini(get(body, "usageMetadata"))
+
+
+def decode_response(body: Mapping[str, Any], *,
+                    tool_names: Mapping[str, str] | None = None) -> ir.Response:
+    """A ``GenerateContentResponse`` → IR (first candidate); ``tool_names`` restores sanitised
+    function names (see `tool_name_map`)."""
+    candidates = _candidates(body)
     extras: dict[str, Any] = {}
     if get(body, "promptFeedback") is not None:
         extras["promptFeedback"] = get(body, "promptFeedback")

@@ -37,8 +37,8 @@ from cliproxyd.formats._openai_chat_common import openai_user
 from cliproxyd.formats._openai_responses_common import render_error
 from cliproxyd.formats._openai_responses_stream import StreamDecoder, StreamEncoder, StreamWatcher
 
-__all__ = ["decode_request", "encode_request", "decode_response", "encode_response",
-           "render_error", "StreamDecoder", "StreamEncoder", "StreamWatcher", "apply_turn",
+__all__ = ["decode_request", "encode_request", "decode_response", "watch_response",
+           "encode_response", "render_error", "StreamDecoder", "StreamEncoder", "StreamWatcher", "apply_turn",
            "stop_reason_from_wire", "status_for_stop", "usage_from_wire", "usage_to_wire"]
 
 logger = logging.getLogger(__name__)
@@ -624,10 +624,21 @@ def _encode_reasoning(part: ir.ThinkingPart | ir.RedactedThinkingPart) -> dict[s
 # Responses
 
 
-def decode_response(body: Mapping[str, Any]) -> ir.Response:
-    """A Responses ``response`` object → IR (a ``failed`` one becomes stop reason ERROR)."""
+def _check_response(body: Any) -> None:
     if not isinstance(body, Mapping):
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, "upstream response is not a JSON object")
+
+
+def watch_response(body: Mapping[str, Any]) -> ir.Usage:
+    """Passthrough: the usage of an upstream ``response`` object that goes to the client as it
+    came, checked as `decode_response` checks it; its output items are the client's to read."""
+    _check_response(body)
+    return common.usage_from_wire(body.get("usage"))
+
+
+def decode_response(body: Mapping[str, Any]) -> ir.Response:
+    """A Responses ``response`` object → IR (a ``failed`` one becomes stop reason ERROR)."""
+    _check_response(body)
     parts = common.parts_from_output(body.get("output"))
     details = body.get("incomplete_details")
     reason = details.get("reason") if isinstance(details, Mapping) else None

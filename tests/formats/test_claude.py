@@ -978,3 +978,36 @@ def test_watcher_leaves_block_events_to_the_client_but_not_bad_json():
     assert watcher.feed(odd) == []
     bad = watcher.feed(sse.Event(event="content_block_delta", data="{not json"))
     assert len(bad) == 1 and isinstance(bad[0], ir.StreamError)
+
+
+# -- passthrough whole answers -------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["response_text.json", "response_thinking.json",
+                                  "response_tool_use.json"])
+def test_watch_response_reads_the_usage_decode_response_reads(name):
+    body = golden(name)
+    assert claude.watch_response(body) == claude.decode_response(body).usage
+    assert claude.watch_response(body).output_tokens  # the goldens carry usage
+
+
+@pytest.mark.parametrize("body", [
+    [1, 2], {"id": "msg_1", "type": "message"}, {"type": "message", "content": {}},
+    {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+])
+def test_watch_response_raises_what_decode_response_raises(body):
+    with pytest.raises(ProxyError) as decoded:
+        claude.decode_response(body)
+    with pytest.raises(ProxyError) as watched:
+        claude.watch_response(body)
+    assert (watched.value.kind, watched.value.message, watched.value.status) == \
+        (decoded.value.kind, decoded.value.message, decoded.value.status)
+
+
+def test_watch_response_leaves_blocks_to_the_client():
+    """A block the decoder cannot read goes to the client as it came (as in a watched stream)."""
+    body = {"type": "message", "content": [{"type": "tool_use", "id": 7}],
+            "usage": {"input_tokens": 3, "output_tokens": 4}}
+    with pytest.raises(ProxyError):
+        claude.decode_response(body)
+    assert claude.watch_response(body) == ir.Usage(input_tokens=3, output_tokens=4,
+                                                   total_tokens=7)

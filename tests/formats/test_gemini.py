@@ -1085,3 +1085,31 @@ def test_watcher_leaves_parts_to_the_client_but_not_bad_json():
     assert stop[1].stop_reason is ir.StopReason.TOOL_USE
     bad = gemini.StreamWatcher().feed(sse.Event(data="{not json"))
     assert len(bad) == 1 and isinstance(bad[0], ir.StreamError)
+
+
+# ---------------------------------------------------------------------------------------------
+# Passthrough whole answers
+
+@pytest.mark.parametrize("name", ["response_text.json", "response_function_call.json",
+                                  "response_blocked.json"])
+def test_watch_response_reads_the_usage_decode_response_reads(name):
+    body = golden(name)
+    assert gemini.watch_response(body) == gemini.decode_response(body).usage
+
+
+@pytest.mark.parametrize("body", [[1, 2], "text", {"candidates": {"0": {}}}])
+def test_watch_response_raises_what_decode_response_raises(body):
+    with pytest.raises(ProxyError) as decoded:
+        gemini.decode_response(body)
+    with pytest.raises(ProxyError) as watched:
+        gemini.watch_response(body)
+    assert (watched.value.kind, watched.value.message, watched.value.status) == \
+        (decoded.value.kind, decoded.value.message, decoded.value.status)
+
+
+def test_watch_response_leaves_parts_to_the_client():
+    body = {"candidates": [{"content": {"parts": {"text": "not a list"}}, "index": 0}],
+            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4}}
+    with pytest.raises(ProxyError):
+        gemini.decode_response(body)
+    assert gemini.watch_response(body).output_tokens == 4

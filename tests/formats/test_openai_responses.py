@@ -1080,3 +1080,23 @@ def test_watcher_stop_is_a_tool_call_when_an_announced_item_is_one():
     decoded = [e for ev in events for e in decoder.feed(ev) if isinstance(e, _WATCHED)]
     watched = [e for ev in events for e in watcher.feed(ev)]
     assert watched == decoded and watched[-1].stop_reason is ir.StopReason.TOOL_USE
+
+
+# -- passthrough whole answers ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["response_text.json", "response_function_call.json",
+                                  "response_incomplete.json"])
+def test_watch_response_reads_the_usage_decode_response_reads(name):
+    body = golden(name)
+    assert codec.watch_response(body) == codec.decode_response(body).usage
+    assert codec.watch_response(body).total_tokens  # the goldens carry usage
+
+
+@pytest.mark.parametrize("body", [[1, 2], "text", None])
+def test_watch_response_raises_what_decode_response_raises(body):
+    with pytest.raises(ProxyError) as decoded:
+        codec.decode_response(body)
+    with pytest.raises(ProxyError) as watched:
+        codec.watch_response(body)
+    assert (watched.value.kind, watched.value.message, watched.value.status) == \
+        (decoded.value.kind, decoded.value.message, decoded.value.status)
