@@ -8,6 +8,7 @@ import inspect
 import pytest
 
 from cliproxyd import formats
+from cliproxyd.errors import ProxyError
 from cliproxyd.formats import Codec, StreamDecoderProto, StreamEncoderProto
 
 FUNCTIONS = ("decode_request", "encode_request", "decode_response", "encode_response",
@@ -118,3 +119,36 @@ def _proto(body, *, model: str | None = None): ...
 ])
 def test_checker(impl, ok):
     assert (compatibility_problems(impl, _proto) == []) is ok
+
+
+# Passthrough: what a codec offers for answers forwarded as they came must fail where decoding
+# would (the client gets the same error either way).
+_BAD_ANSWERS = {
+    "openai_chat": [[1, 2], {"id": "x", "object": "chat.completion"},
+                    {"error": {"message": "Rate limit reached", "type": "rate_limit_error",
+                               "code": 429}},
+                    {"object": "error", "message": "model overloaded", "code": 503}],
+    "claude": [[1, 2], {"id": "msg_1", "type": "message"}, {"type": "message", "content": {}},
+               {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}],
+    "gemini": [[1, 2], "text", {"candidates": {"0": {}}}],
+    "openai_responses": [[1, 2], "text", None],
+}
+
+
+def test_every_codec_watches_passed_through_answers_and_streams():
+    assert set(_BAD_ANSWERS) == set(formats.FORMAT_NAMES)
+    for fmt in formats.FORMAT_NAMES:
+        module = formats.codec(fmt)
+        assert callable(module.watch_response) and isinstance(module.StreamWatcher, type)
+
+
+@pytest.mark.parametrize("fmt,body", [(fmt, body) for fmt, bodies in _BAD_ANSWERS.items()
+                                      for body in bodies])
+def test_watch_response_raises_what_decode_response_raises(fmt, body):
+    module = formats.codec(fmt)
+    with pytest.raises(ProxyError) as decoded:
+        module.decode_response(body)
+    with pytest.raises(ProxyError) as watched:
+        module.watch_response(body)
+    assert (watched.value.kind, watched.value.message, watched.value.status) == \
+        (decoded.value.kind, decoded.value.message, decoded.value.status)
