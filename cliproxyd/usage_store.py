@@ -8,6 +8,11 @@ thread per request, which cost the loop ~13% of its time under load), so a crash
 the last half second.  A job is run after the records handed over before it are committed, so a
 read sees all of them.
 
+An import skips a detail whose dedup key (the reference's, `usage.dedup_key`) is already
+there: details are matched on the key's fields through the timestamp index, so a recorded
+request costs no hashing and no index of random keys (an index on a hash column made each record
+four times as costly to write, and the file a third larger).
+
 Retention (``usage-retention-days``) applies to *details*: once an hour, details older than the
 window are folded into roll-up tables (totals per client key and model, day and hour buckets)
 and their dedup keys kept (8-byte hashes), so totals survive pruning and a re-import of old
@@ -48,9 +53,8 @@ CREATE TABLE IF NOT EXISTS details (
     source TEXT NOT NULL, auth_index TEXT NOT NULL, failed INTEGER NOT NULL,
     input INTEGER NOT NULL, output INTEGER NOT NULL, reasoning INTEGER NOT NULL,
     cached INTEGER NOT NULL, total INTEGER NOT NULL, latency_ms INTEGER NOT NULL,
-    day TEXT NOT NULL, hour TEXT NOT NULL, dedup INTEGER NOT NULL);
+    day TEXT NOT NULL, hour TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS details_ts ON details (ts_us);
-CREATE INDEX IF NOT EXISTS details_dedup ON details (dedup);
 CREATE TABLE IF NOT EXISTS rollup (
     api TEXT NOT NULL, model TEXT NOT NULL, requests INTEGER NOT NULL, failures INTEGER NOT NULL,
     tokens INTEGER NOT NULL, PRIMARY KEY (api, model));
@@ -61,6 +65,10 @@ CREATE TABLE IF NOT EXISTS pruned_keys (h INTEGER PRIMARY KEY);
 """
 _COLUMNS = ("ts_us, api, model, source, auth_index, failed, input, output, reasoning, cached, "
             "total, latency_ms, day, hour")
+# The dedup key's fields (`usage.dedup_key`), as columns.
+_KEY_COLUMNS = ("ts_us", "api", "model", "source", "auth_index", "failed", "input", "output",
+                "reasoning", "cached", "total")
+_SAME_KEY = " AND ".join(f"{c} = ?" for c in _KEY_COLUMNS)
 
 
 class UsageUnavailable(RuntimeError):
@@ -68,13 +76,24 @@ class UsageUnavailable(RuntimeError):
 
 
 def _hash(rec: UsageRecord) -> int:
-    """The dedup key as a signed 64-bit integer (what SQLite stores natively)."""
+    """The dedup key as a signed 64-bit integer (what SQLite stores natively): how the keys of
+    pruned details are kept."""
     return int.from_bytes(hashlib.sha256(dedup_key(rec).encode()).digest()[:8], "big", signed=True)
 
 
+def _hash_columns(ts_us: int, api: str, model: str, source: str, auth_index: str, failed: int,
+                  *tokens: int) -> int:
+    """`_hash` of a stored detail's key columns (an SQL function for `UsageStore.prune`)."""
+    return _hash(UsageRecord(ts_us, api, model, source, auth_index, bool(failed), *tokens))
+
+
 def _row(rec: UsageRecord) -> tuple:
-    # The record's fields are the columns' order (see _COLUMNS), failed as 0/1, then the key.
-    return (*rec[:5], int(rec.failed), *rec[6:], _hash(rec))
+    # The record's fields are the columns' order (see _COLUMNS), failed as 0/1.
+    return (*rec[:5], int(rec.failed), *rec[6:])
+
+
+def _key(rec: UsageRecord) -> tuple:
+    return (*rec[:5], int(rec.failed), *rec[6:11])
 
 
 def _record(row: tuple) -> UsageRecord:
@@ -159,16 +178,13 @@ class UsageStore:
     def import_records(self, conn: sqlite3.Connection, records: Iterable[UsageRecord]) -> tuple[int, int]:
         """Insert records whose dedup key is new; returns (added, skipped)."""
         added = skipped = 0
-        seen: set[int] = set()
         with conn:
             for rec in records:
-                h = _hash(rec)
-                if h in seen or conn.execute(
-                        "SELECT 1 FROM details WHERE dedup = ? UNION ALL "
-                        "SELECT 1 FROM pruned_keys WHERE h = ? LIMIT 1", (h, h)).fetchone():
-                    skipped += 1
+                if conn.execute(f"SELECT 1 FROM details WHERE {_SAME_KEY} LIMIT 1",
+                                _key(rec)).fetchone() or conn.execute(
+                        "SELECT 1 FROM pruned_keys WHERE h = ?", (_hash(rec),)).fetchone():
+                    skipped += 1  # (an earlier record of this import counts: it is inserted)
                     continue
-                seen.add(h)
                 self._insert(conn, [rec])
                 added += 1
         return added, skipped
@@ -200,7 +216,8 @@ class UsageStore:
                     "ON CONFLICT (kind, key) DO UPDATE SET "
                     "requests = requests + excluded.requests, tokens = tokens + excluded.tokens",
                     (cutoff,))
-            conn.execute(f"INSERT OR IGNORE INTO pruned_keys (h) SELECT dedup {old}", (cutoff,))
+            conn.execute("INSERT OR IGNORE INTO pruned_keys (h) SELECT "
+                         f"cliproxyd_dedup({', '.join(_KEY_COLUMNS)}) {old}", (cutoff,))
             return conn.execute(f"DELETE {old}", (cutoff,)).rowcount
 
     # -- the writer thread ------------------------------------------------------------------
@@ -211,11 +228,23 @@ class UsageStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a process crash loses nothing committed
         conn.executescript(_SCHEMA)
+        self._migrate(conn)
+        conn.create_function("cliproxyd_dedup", len(_KEY_COLUMNS), _hash_columns,
+                             deterministic=True)
         conn.isolation_level = "DEFERRED"
         for suffix in ("-wal", "-shm"):
             if os.path.exists(self.path + suffix):
                 os.chmod(self.path + suffix, 0o600)
         return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring a database written by an earlier version up to the current schema: details
+        kept a hashed dedup key, with its own index, until 2026-12-06."""
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(details)")}
+        if "dedup" in columns:
+            log.info("usage statistics: dropping the dedup column from %s (once)", self.path)
+            conn.execute("DROP INDEX IF EXISTS details_dedup")
+            conn.execute("ALTER TABLE details DROP COLUMN dedup")
 
     def _run(self) -> None:
         try:
@@ -265,8 +294,8 @@ class UsageStore:
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, records: Iterable[UsageRecord]) -> None:
-        conn.executemany(f"INSERT INTO details ({_COLUMNS}, dedup) VALUES "
-                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        conn.executemany(f"INSERT INTO details ({_COLUMNS}) VALUES "
+                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          [_row(r) for r in records])
 
     @staticmethod

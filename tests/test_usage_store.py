@@ -4,12 +4,13 @@ retention roll-ups, file modes and the recorder's live switches."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import time
 from dataclasses import dataclass
 
 from cliproxyd.usage import UsageRecord, parse_import
-from cliproxyd.usage_store import UsageRecorder, UsageStore
+from cliproxyd.usage_store import UsageRecorder, UsageStore, _hash
 
 DAY_US = 86_400 * 10**6
 
@@ -65,6 +66,61 @@ def test_import_skips_details_already_present(tmp_path):
         fresh = [rec(now_us() + 5, model="other")] * 2  # the same detail twice in one import
         assert store.call(lambda c: store.import_records(c, fresh)).result(10) == (1, 1)
         assert store.call(store.counts).result(10) == (2, 0)
+    finally:
+        store.close()
+
+
+def test_import_matches_every_field_of_the_dedup_key(tmp_path):
+    store = UsageStore(str(tmp_path / "u.sqlite"), 30)
+    try:
+        base = rec(now_us(), auth_index="0123456789abcdef")
+        store.record(base)
+        snap(store)
+        # A detail that differs from the stored one in one key field only is a different request;
+        # latency and the local buckets are not part of the key.
+        twins = [base._replace(**{field: value}) for field, value in (
+            ("ts_us", base.ts_us + 1), ("api", "k2"), ("model", "m2"), ("source", "s2"),
+            ("auth_index", "fedcba9876543210"), ("failed", True), ("input_tokens", 11),
+            ("output_tokens", 6), ("reasoning_tokens", 1), ("cached_tokens", 1),
+            ("total_tokens", 99))]
+        same = base._replace(latency_ms=base.latency_ms + 7, hour="23")
+        assert store.call(lambda c: store.import_records(c, [*twins, same])).result(10) == (11, 1)
+    finally:
+        store.close()
+
+
+_OLD_SCHEMA = """
+CREATE TABLE details (
+    id INTEGER PRIMARY KEY, ts_us INTEGER NOT NULL, api TEXT NOT NULL, model TEXT NOT NULL,
+    source TEXT NOT NULL, auth_index TEXT NOT NULL, failed INTEGER NOT NULL,
+    input INTEGER NOT NULL, output INTEGER NOT NULL, reasoning INTEGER NOT NULL,
+    cached INTEGER NOT NULL, total INTEGER NOT NULL, latency_ms INTEGER NOT NULL,
+    day TEXT NOT NULL, hour TEXT NOT NULL, dedup INTEGER NOT NULL);
+CREATE INDEX details_ts ON details (ts_us);
+CREATE INDEX details_dedup ON details (dedup);
+CREATE TABLE pruned_keys (h INTEGER PRIMARY KEY);
+"""
+
+
+def test_a_database_of_the_earlier_schema_is_migrated_and_keeps_its_data(tmp_path):
+    """Until 2026-12-06 details carried a hashed dedup key with its own index."""
+    path = tmp_path / "u.sqlite"
+    kept, pruned = rec(now_us() - DAY_US), rec(now_us() - 40 * DAY_US)
+    conn = sqlite3.connect(path)
+    conn.executescript(_OLD_SCHEMA)
+    conn.execute("INSERT INTO details VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (*kept[:5], 0, *kept[6:], _hash(kept)))
+    conn.execute("INSERT INTO pruned_keys VALUES (?)", (_hash(pruned),))
+    conn.commit()
+    conn.close()
+    os.chmod(path, 0o600)
+    store = UsageStore(str(path), 30)
+    try:
+        store.record(rec(now_us()))
+        assert snap(store)["total_requests"] == 2  # the old detail and the new one
+        assert store.call(lambda c: store.import_records(c, [kept, pruned])).result(10) == (0, 2)
+        columns = store.call(lambda c: [r[1] for r in c.execute("PRAGMA table_info(details)")])
+        assert "dedup" not in columns.result(10)
     finally:
         store.close()
 

@@ -378,10 +378,14 @@ class UpstreamCall:
         if self._done.done():
             return
         self._done.set_exception(error)
+        self._abandon(error.message)
+
+    def _abandon(self, why: str) -> None:
+        """Drop what is queued and abort the transfer, if it is still ours."""
         self._queue.clear()
         client, curl = self._detach()
         if client is not None and curl is not None:
-            client.abort(curl, error.message)
+            client.abort(curl, why)
 
     def _stop_timer(self) -> None:
         if self._timer is not None:
@@ -407,10 +411,13 @@ class UpstreamCall:
     async def result(self) -> UpstreamResponse:
         """The response once the body is complete; raises `ProxyError` on failure."""
         try:
-            return await asyncio.shield(self._done)
+            return await self._done
         except asyncio.CancelledError:
-            if not self._done.done():
-                self.cancel()  # the awaiting task was cancelled: do not leak the connection
+            # The awaiting task was cancelled, and the future with it (no asyncio.shield: its
+            # extra future and callbacks were a cost on every request): do not leak the transfer.
+            if self._done.cancelled():
+                self._stop_timer()
+                self._abandon("Request cancelled.")
             raise
 
 
