@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cliproxyd.errors import ErrorKind, ProxyError, google_status_for
@@ -129,13 +129,20 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
 
 
+_ABSENT = object()
+
+
 def get(obj: Any, key: str, default: Any = None) -> Any:
-    """``obj[key]`` accepting the snake_case spelling too (the REST API takes both)."""
-    if not isinstance(obj, Mapping):
+    """``obj[key]`` accepting the snake_case spelling too (the REST API takes both).
+
+    Called for every field of every part: parsed JSON is a plain dict, so that is checked first
+    (the Mapping ABC's check costs five times as much)."""
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         return default
-    if key in obj:
-        return obj[key]
-    return obj.get(_snake(key), default)
+    value = obj.get(key, _ABSENT)
+    if value is _ABSENT:
+        return obj.get(_snake(key), default)
+    return value
 
 
 def render_error(error: ProxyError) -> dict[str, Any]:
@@ -217,10 +224,24 @@ def answer_call_ids(response_id: Any) -> CallIds:
 
 
 PART_EXTRAS = ("thoughtSignature", "videoMetadata", "mediaResolution", "partMetadata")
+# The snake_case spellings of the part fields read here.  A part with none of them (as Google's
+# own clients and servers write parts) is read with plain dict lookups: `get` tries a second
+# spelling for every absent field, and most fields of a part are absent.
+_SNAKE_PART_KEYS = frozenset(_snake(k) for k in (
+    *PART_EXTRAS, "inlineData", "fileData", "functionCall", "functionResponse"))
 
 
-def part_extras(part: Mapping[str, Any], wire_id: Any = None) -> Mapping[str, Any]:
-    extras = {k: get(part, k) for k in PART_EXTRAS if get(part, k) is not None}
+def _reader(part: Mapping[str, Any]) -> Callable[[str], Any]:
+    """A field lookup for ``part`` (a mapping), as `get` does it."""
+    if type(part) is dict and part.keys().isdisjoint(_SNAKE_PART_KEYS):
+        return part.get
+    return functools.partial(get, part)
+
+
+def part_extras(part: Mapping[str, Any], wire_id: Any = None,
+                field: Callable[[str], Any] | None = None) -> Mapping[str, Any]:
+    field = field or _reader(part)
+    extras = {k: v for k in PART_EXTRAS if (v := field(k)) is not None}
     if isinstance(wire_id, str) and wire_id:
         extras["id"] = wire_id
     return extras or ir.EMPTY
@@ -256,9 +277,10 @@ def _media_part(blob: Any, *, inline: bool, extras, where: str, err) -> ir.Part:
 
 def _call_part(call: Any, ids: CallIds, extras_of, names: Mapping[str, str], where: str,
                err) -> ir.ToolCallPart:
-    if not isinstance(call, Mapping) or not isinstance(get(call, "name"), str):
+    wire_name = get(call, "name")
+    if not isinstance(wire_name, str):  # (also when ``call`` is not an object)
         raise err(f"{where}.name must be a string", where)
-    name = names.get(get(call, "name"), get(call, "name"))
+    name = names.get(wire_name, wire_name)
     args = get(call, "args")
     args = args if isinstance(args, Mapping) else {}
     wire_id = get(call, "id")
@@ -269,9 +291,9 @@ def _call_part(call: Any, ids: CallIds, extras_of, names: Mapping[str, str], whe
 
 
 def _result_part(resp: Any, ids: CallIds, extras_of, where: str, err=bad) -> ir.ToolResultPart:
-    if not isinstance(resp, Mapping) or not isinstance(get(resp, "name"), str):
-        raise err(f"{where}.name must be a string", where)
     name = get(resp, "name")
+    if not isinstance(name, str):  # (also when ``resp`` is not an object)
+        raise err(f"{where}.name must be a string", where)
     body = get(resp, "response")
     body = body if isinstance(body, Mapping) else {}
     is_error = set(body) == {"error"}
@@ -297,31 +319,32 @@ def _result_part(resp: Any, ids: CallIds, extras_of, where: str, err=bad) -> ir.
 def decode_part(part: Any, ids: CallIds, where: str, *, names: Mapping[str, str] = ir.EMPTY,
                 err=bad) -> ir.Part | None:
     """One wire part → IR part (None for kinds the IR does not model)."""
-    if not isinstance(part, Mapping):
+    if type(part) is not dict and not isinstance(part, Mapping):
         raise err(f"{where} must be an object", where)
-    extras = part_extras(part)
-    signature = get(part, "thoughtSignature")
-    if get(part, "thought") is True:
-        text = get(part, "text") or ""
+    field = _reader(part)
+    text = field("text")
+    if field("thought") is True:
+        text = text or ""
         if not isinstance(text, str):
             raise err(f"{where}.text must be a string", where)
+        signature = field("thoughtSignature")
         return ir.ThinkingPart(text=text, signature=signature if isinstance(signature, str)
                                else None, extras={"thought": True})
-    if get(part, "text") is not None:
-        if not isinstance(get(part, "text"), str):
+    if text is not None:
+        if not isinstance(text, str):
             raise err(f"{where}.text must be a string", where)
-        return ir.TextPart(get(part, "text"), extras=extras)
-    if get(part, "inlineData") is not None:
-        return _media_part(get(part, "inlineData"), inline=True, extras=extras,
+        return ir.TextPart(text, extras=part_extras(part, field=field))
+    if (blob := field("inlineData")) is not None:
+        return _media_part(blob, inline=True, extras=part_extras(part, field=field),
                            where=f"{where}.inlineData", err=err)
-    if get(part, "fileData") is not None:
-        return _media_part(get(part, "fileData"), inline=False, extras=extras,
+    if (blob := field("fileData")) is not None:
+        return _media_part(blob, inline=False, extras=part_extras(part, field=field),
                            where=f"{where}.fileData", err=err)
-    if get(part, "functionCall") is not None:
-        return _call_part(get(part, "functionCall"), ids, lambda i: part_extras(part, i),
-                          names, f"{where}.functionCall", err)
-    if get(part, "functionResponse") is not None:
-        return _result_part(get(part, "functionResponse"), ids, lambda i: part_extras(part, i),
+    if (call := field("functionCall")) is not None:
+        return _call_part(call, ids, lambda i: part_extras(part, i, field), names,
+                          f"{where}.functionCall", err)
+    if (answer := field("functionResponse")) is not None:
+        return _result_part(answer, ids, lambda i: part_extras(part, i, field),
                             f"{where}.functionResponse", err)
     logger.debug("gemini: dropping part of unmodelled kind %s", sorted(part))
     return None

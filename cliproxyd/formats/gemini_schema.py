@@ -16,6 +16,8 @@ STRING, NUMBER, INTEGER, BOOLEAN, ARRAY, OBJECT), ``format``, ``title``, ``descr
   patterns), every other keyword dropped.  It is applied once, by the Gemini encoder, to each
   tool's parameters.  CLIProxyAPI's cleaner (reference §4.5) flattens ``$ref`` to a bare object and
   ``anyOf`` to one branch; we inline definitions and keep ``anyOf``, which Gemini supports.
+  Results are cached by the schema's JSON text: a coding agent sends the same tools with every
+  request, and cleaning them was most of the cost of encoding its requests for Gemini.
 * `to_json_schema` turns a Gemini ``Schema`` back into ordinary JSON Schema (lower-case types,
   ``nullable`` → ``[type, "null"]``) so that tools decoded from a Gemini client are valid for the
   other formats.  ``clean(to_json_schema(s)) == s`` for the subset `clean` produces.
@@ -25,9 +27,12 @@ Pure functions; no I/O.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from cliproxyd import jsontext
 
 __all__ = ["clean", "to_json_schema"]
 
@@ -45,9 +50,31 @@ _MAX_DEPTH = 64
 
 
 def clean(schema: Any) -> dict[str, Any]:
-    """A Gemini-acceptable ``Schema`` for the JSON Schema ``schema`` (never raises)."""
+    """A Gemini-acceptable ``Schema`` for the JSON Schema ``schema`` (never raises).  The caller
+    owns the result: a cached one is handed out as a new copy."""
     if not isinstance(schema, Mapping):
         return {}
+    try:
+        key = jsontext.dumps_bytes(schema)
+    except (TypeError, ValueError):  # not plain JSON values (the IR's own frozen mappings)
+        return _clean(schema)
+    if len(key) > _CACHED_SIZE:
+        return _clean(schema)
+    return jsontext.loads(_clean_text(key))
+
+
+# What the cache may hold: 512 schemas (an agent's tools, with room for several agents) of up to
+# 16 KiB of JSON each.
+_CACHED_SIZE = 16 * 1024
+
+
+@functools.lru_cache(maxsize=512)
+def _clean_text(schema: bytes) -> bytes:
+    """`_clean` from JSON text to JSON text (hashable, so cacheable, and copied by parsing)."""
+    return jsontext.dumps_bytes(_clean(jsontext.loads(schema)))
+
+
+def _clean(schema: Mapping[str, Any]) -> dict[str, Any]:
     defs: dict[str, Any] = {}
     for key in ("definitions", "$defs"):
         if isinstance(schema.get(key), Mapping):

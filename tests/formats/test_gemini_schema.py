@@ -238,3 +238,31 @@ def test_clean_of_anything_is_gemini_valid(value):
     out = clean(value)
     assert_gemini_valid(out)
     json.dumps(out)
+
+
+def test_a_cached_result_is_the_callers_own_copy():
+    """Results are cached by the schema's JSON text: whoever edits one does not edit the next."""
+    schema = {"type": "object", "properties": {"path": {"type": "string", "format": "uri"}},
+              "required": ["path"], "additionalProperties": False}
+    first = clean(schema)
+    first["properties"]["path"]["type"] = "EDITED"
+    first["required"].append("other")
+    again = clean(schema)
+    assert again == {"type": "OBJECT", "properties": {"path": {"type": "STRING"}},
+                     "required": ["path"]}
+    assert again is not first and again["properties"] is not first["properties"]
+
+
+def test_schemas_the_cache_does_not_take_are_cleaned_the_same():
+    from types import MappingProxyType
+
+    big = {"type": "object", "properties": {
+        f"p{i}": {"type": "string", "description": "x" * 200} for i in range(100)}}
+    assert len(json.dumps(big)) > 16 * 1024  # past the cached size
+    assert clean(big)["properties"]["p99"] == {"type": "STRING", "description": "x" * 200}
+    frozen = MappingProxyType({"type": "object", "properties": MappingProxyType(
+        {"n": {"type": "integer", "minimum": 1}})})  # not JSON-serialisable as it is
+    assert clean(frozen) == {"type": "OBJECT", "properties": {"n": {"type": "INTEGER",
+                                                                    "minimum": 1}}}
+    huge = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 2**70}}}
+    assert clean(huge)["properties"]["n"]["maximum"] == 2**70  # exact, through the cache
