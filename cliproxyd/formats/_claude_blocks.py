@@ -110,14 +110,14 @@ def _count(usage: Mapping[str, Any], key: str) -> int | None:
 
 def usage_from_claude(usage: Any) -> ir.Usage:
     """Anthropic usage → IR (OpenAI meaning: input includes cache reads and cache writes)."""
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, ir.MAPPING):
         return ir.Usage()
     raw_input = _count(usage, "input_tokens")
     read = _count(usage, "cache_read_input_tokens")
     creation = _count(usage, "cache_creation_input_tokens")
     output = _count(usage, "output_tokens")
     details = usage.get("output_tokens_details")
-    reasoning = _count(details, "thinking_tokens") if isinstance(details, Mapping) else None
+    reasoning = _count(details, "thinking_tokens") if isinstance(details, ir.MAPPING) else None
     total_input = None
     if raw_input is not None or read is not None or creation is not None:
         total_input = (raw_input or 0) + (read or 0) + (creation or 0)
@@ -159,8 +159,8 @@ ERROR_FROM_CLAUDE: Mapping[str, tuple[ErrorKind, int]] = MappingProxyType({
 
 def error_from_claude(body: Any) -> ProxyError:
     """ProxyError for an Anthropic error object ``{"type":"error","error":{type,message}}``."""
-    err = body.get("error") if isinstance(body, Mapping) else None
-    err = err if isinstance(err, Mapping) else {}
+    err = body.get("error") if isinstance(body, ir.MAPPING) else None
+    err = err if isinstance(err, ir.MAPPING) else {}
     etype, message = err.get("type"), err.get("message")
     kind, status = ERROR_FROM_CLAUDE.get(etype, (ErrorKind.UPSTREAM_ERROR, 502)) \
         if isinstance(etype, str) else (ErrorKind.UPSTREAM_ERROR, 502)
@@ -183,7 +183,7 @@ def _b64(data: Any, param: str) -> bytes:
 
 def _source(block: Mapping[str, Any], param: str) -> Mapping[str, Any]:
     source = block.get("source")
-    if not isinstance(source, Mapping) or not isinstance(source.get("type"), str):
+    if not isinstance(source, ir.MAPPING) or not isinstance(source.get("type"), str):
         raise bad(f"{param}.source: an object with a type is required", f"{param}.source")
     return source
 
@@ -230,7 +230,7 @@ def _str(obj: Mapping[str, Any], key: str, param: str) -> str:
 
 def _decode_tool_use(block: Mapping[str, Any], param: str) -> ir.ToolCallPart:
     tool_input = block.get("input", {})
-    if not isinstance(tool_input, Mapping):
+    if not isinstance(tool_input, ir.MAPPING):
         raise bad(f"{param}.input: must be an object", f"{param}.input")
     return ir.ToolCallPart(id=_str(block, "id", param), name=_str(block, "name", param),
                            arguments=compact_json(tool_input),
@@ -260,7 +260,7 @@ def _decode_tool_result(block: Mapping[str, Any], param: str,
 
 
 def _block_type(block: Any) -> str | None:
-    return block.get("type") if isinstance(block, Mapping) else None
+    return block.get("type") if isinstance(block, ir.MAPPING) else None
 
 
 def decode_block(block: Any, param: str, names: Mapping[str, str]) -> ir.Part | None:
@@ -346,7 +346,7 @@ def _data_url(url: str) -> tuple[str, bytes] | None:
 
 def _encode_image(part: ir.ImagePart) -> dict[str, Any] | None:
     source: dict[str, Any] | None = None
-    if isinstance(part.extras.get("source"), Mapping):
+    if isinstance(part.extras.get("source"), ir.MAPPING):
         source = dict(part.extras["source"])
     elif part.data is not None:
         source = _b64_source(part.data, part.mime_type or sniff_mime(part.data, "image/png"))
@@ -361,7 +361,7 @@ def _encode_image(part: ir.ImagePart) -> dict[str, Any] | None:
 
 
 def _file_source(part: ir.FilePart) -> dict[str, Any] | None:
-    if isinstance(part.extras.get("source"), Mapping):
+    if isinstance(part.extras.get("source"), ir.MAPPING):
         return dict(part.extras["source"])
     if part.file_id:
         return {"type": "file", "file_id": part.file_id}

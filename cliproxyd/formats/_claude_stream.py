@@ -67,7 +67,7 @@ class StreamDecoder:
             data = self._parse(event.data)
         except ValueError:
             return self._fail("upstream sent a stream event that is not JSON")
-        if not isinstance(data, Mapping):
+        if not isinstance(data, ir.MAPPING):
             return self._fail("upstream sent a stream event that is not an object")
         handler = self._handlers.get(event.event or str(data.get("type")))
         if handler is None:
@@ -89,7 +89,7 @@ class StreamDecoder:
         return [ir.StreamError(ProxyError(ErrorKind.UPSTREAM_ERROR, message, status=502))]
 
     def _merge_usage(self, usage: Any) -> bool:
-        if not isinstance(usage, Mapping):
+        if not isinstance(usage, ir.MAPPING):
             return False
         self._usage.update({k: usage[k] for k in _USAGE_KEYS if usage.get(k) is not None})
         return True
@@ -148,7 +148,7 @@ class StreamDecoder:
 
     def _message_delta(self, data: Mapping[str, Any]) -> list[ir.StreamEvent]:
         delta = data.get("delta")
-        if isinstance(delta, Mapping):
+        if isinstance(delta, ir.MAPPING):
             reason, sequence = delta.get("stop_reason"), delta.get("stop_sequence")
             self._stop_reason = reason if isinstance(reason, str) else self._stop_reason
             self._stop_sequence = sequence if isinstance(sequence, str) else self._stop_sequence

@@ -83,7 +83,7 @@ def finish_reason_for(stop: ir.StopReason, native: str | None = None) -> str:
 def usage_from_gemini(meta: Any) -> ir.Usage:
     """IR usage from ``usageMetadata``: output = candidates + thoughts, reasoning = thoughts,
     input = prompt (which includes cached content) + tool-use prompt."""
-    if not isinstance(meta, Mapping):
+    if not isinstance(meta, ir.MAPPING):
         return ir.Usage()
     prompt, cands = _count(meta, "promptTokenCount"), _count(meta, "candidatesTokenCount")
     thoughts, tool = _count(meta, "thoughtsTokenCount"), _count(meta, "toolUsePromptTokenCount")
@@ -137,7 +137,7 @@ def get(obj: Any, key: str, default: Any = None) -> Any:
 
     Called for every field of every part: parsed JSON is a plain dict, so that is checked first
     (the Mapping ABC's check costs five times as much)."""
-    if type(obj) is not dict and not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, ir.MAPPING):
         return default
     value = obj.get(key, _ABSENT)
     if value is _ABSENT:
@@ -258,7 +258,7 @@ def _b64(data: Any, where: str, err) -> bytes:
 
 
 def _media_part(blob: Any, *, inline: bool, extras, where: str, err) -> ir.Part:
-    if not isinstance(blob, Mapping):
+    if not isinstance(blob, ir.MAPPING):
         raise err(f"{where} must be an object", where)
     mime = get(blob, "mimeType")
     mime = mime if isinstance(mime, str) else None
@@ -282,7 +282,7 @@ def _call_part(call: Any, ids: CallIds, extras_of, names: Mapping[str, str], whe
         raise err(f"{where}.name must be a string", where)
     name = names.get(wire_name, wire_name)
     args = get(call, "args")
-    args = args if isinstance(args, Mapping) else {}
+    args = args if isinstance(args, ir.MAPPING) else {}
     wire_id = get(call, "id")
     return ir.ToolCallPart(id=ids.call(name, wire_id), name=name,
                            arguments=json.dumps(args, ensure_ascii=False,
@@ -295,7 +295,7 @@ def _result_part(resp: Any, ids: CallIds, extras_of, where: str, err=bad) -> ir.
     if not isinstance(name, str):  # (also when ``resp`` is not an object)
         raise err(f"{where}.name must be a string", where)
     body = get(resp, "response")
-    body = body if isinstance(body, Mapping) else {}
+    body = body if isinstance(body, ir.MAPPING) else {}
     is_error = set(body) == {"error"}
     if set(body) in ({"result"}, {"error"}) and isinstance(next(iter(body.values())), str):
         text = next(iter(body.values()))  # the shape our encoder gives a plain-text result
@@ -319,7 +319,7 @@ def _result_part(resp: Any, ids: CallIds, extras_of, where: str, err=bad) -> ir.
 def decode_part(part: Any, ids: CallIds, where: str, *, names: Mapping[str, str] = ir.EMPTY,
                 err=bad) -> ir.Part | None:
     """One wire part → IR part (None for kinds the IR does not model)."""
-    if type(part) is not dict and not isinstance(part, Mapping):
+    if type(part) is not dict and not isinstance(part, ir.MAPPING):
         raise err(f"{where} must be an object", where)
     field = _reader(part)
     text = field("text")

@@ -58,7 +58,7 @@ def _text(value: Any) -> str | None:
 
 
 def _error_event(payload: Any) -> ir.StreamError:
-    err = payload if isinstance(payload, Mapping) else {}
+    err = payload if isinstance(payload, ir.MAPPING) else {}
     code = err.get("code")
     status = code if isinstance(code, int) and 400 <= code < 600 else 502
     message = err.get("message") if isinstance(err.get("message"), str) else "upstream error"
@@ -90,7 +90,7 @@ class StreamDecoder:
         ``modelVersion``, if any (a relay passing the stream through puts the client's model
         name in its place)."""
         chunk = self._read(event)
-        if not isinstance(chunk, Mapping):
+        if not isinstance(chunk, ir.MAPPING):
             return chunk
         out = self._start(chunk)
         candidates = get(chunk, "candidates") or []
@@ -121,7 +121,7 @@ class StreamDecoder:
             chunk = self._parse(event.data)
         except ValueError:
             return self._fail(_error_event({"message": "upstream sent invalid JSON"}))
-        if not isinstance(chunk, Mapping):
+        if not isinstance(chunk, ir.MAPPING):
             return self._fail(_error_event({"message": "upstream sent a non-object chunk"}))
         version = chunk.get("modelVersion")
         self.model_seen = version if isinstance(version, str) else None

@@ -67,12 +67,12 @@ def _int_or_none(value: Any) -> int | None:
 
 def usage_from_wire(usage: Any) -> ir.Usage | None:
     """IR usage for an OpenAI ``usage`` object; None when absent or not an object."""
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, ir.MAPPING):
         return None
     prompt = usage.get("prompt_tokens_details")
-    prompt = prompt if isinstance(prompt, Mapping) else {}
+    prompt = prompt if isinstance(prompt, ir.MAPPING) else {}
     completion = usage.get("completion_tokens_details")
-    completion = completion if isinstance(completion, Mapping) else {}
+    completion = completion if isinstance(completion, ir.MAPPING) else {}
     return ir.Usage(
         input_tokens=_int_or_none(usage.get("prompt_tokens")),
         output_tokens=_int_or_none(usage.get("completion_tokens")),
@@ -110,7 +110,7 @@ def tool_call_extras(call: Mapping[str, Any]) -> Mapping[str, Any]:
     """Extras of a wire tool call: Gemini's OpenAI endpoint puts the call's thought signature in
     ``extra_content.google.thought_signature`` and needs it back on the next turn."""
     extra = call.get("extra_content")
-    return {"extra_content": extra} if isinstance(extra, Mapping) else ir.EMPTY
+    return {"extra_content": extra} if isinstance(extra, ir.MAPPING) else ir.EMPTY
 
 
 def openai_user(user: str) -> str:
@@ -126,7 +126,7 @@ def tool_call_to_wire(part: ir.ToolCallPart) -> dict[str, Any]:
     """A ``tool_calls`` entry for an IR tool call."""
     out: dict[str, Any] = {"id": part.id, "type": "function",
                            "function": {"name": part.name, "arguments": part.arguments}}
-    if isinstance(part.extras.get("extra_content"), Mapping):
+    if isinstance(part.extras.get("extra_content"), ir.MAPPING):
         out["extra_content"] = part.extras["extra_content"]
     return out
 
@@ -170,7 +170,7 @@ def error_from_wire(body: Any) -> ProxyError:
     ``body`` is the value of the ``error`` key (object or bare string).  The kind comes from a
     numeric ``code``/``status`` when one is present, else from ``type``; default upstream_error.
     """
-    if not isinstance(body, Mapping):
+    if not isinstance(body, ir.MAPPING):
         return ProxyError(ErrorKind.UPSTREAM_ERROR, str(body) if body else "upstream error")
     message = body.get("message")
     message = message if isinstance(message, str) and message else "upstream error"

@@ -33,14 +33,14 @@ _EXTRAS_KEYS = ("stream_options", "logit_bias")
 
 def decode_legacy_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
     """Legacy completions body → IR request with the prompt as one user message."""
-    if not isinstance(body, Mapping):
+    if not isinstance(body, ir.MAPPING):
         raise invalid("request body must be a JSON object")
     name = model if model is not None else body.get("model")
     if not isinstance(name, str) or not name:
         raise invalid("'model' is required and must be a string", "model")
     _reject_unsupported(body)
     extras = {k: body[k] for k in _EXTRAS_KEYS if body.get(k) is not None}
-    if not isinstance(extras.get("stream_options", {}), Mapping):
+    if not isinstance(extras.get("stream_options", {}), ir.MAPPING):
         raise invalid("'stream_options' must be an object", "stream_options")
     return ir.Request(
         model=name, messages=(ir.Message("user", (ir.TextPart(_prompt(body.get("prompt"))),)),),

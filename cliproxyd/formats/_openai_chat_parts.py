@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from cliproxyd.formats import ir
@@ -36,7 +35,7 @@ _EXT_MIME = {"pdf": "application/pdf", "txt": "text/plain", "md": "text/markdown
 
 
 def content_part(part: Any, param: str) -> ir.Part:
-    if not isinstance(part, Mapping):
+    if not isinstance(part, ir.MAPPING):
         raise invalid("a content part must be an object", param)
     kind = part.get("type")
     if kind == "text":
@@ -56,7 +55,7 @@ def content_part(part: Any, param: str) -> ir.Part:
 
 def _image_part(value: Any, param: str) -> ir.ImagePart:
     spec = {"url": value} if isinstance(value, str) else value  # some clients send a bare URL
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("url"), str):
+    if not isinstance(spec, ir.MAPPING) or not isinstance(spec.get("url"), str):
         raise invalid("'image_url.url' is required", f"{param}.url")
     detail = spec.get("detail")
     extras = {"detail": detail} if isinstance(detail, str) else ir.EMPTY
@@ -68,7 +67,7 @@ def _image_part(value: Any, param: str) -> ir.ImagePart:
 
 
 def _audio_part(value: Any, param: str) -> ir.FilePart:
-    if not isinstance(value, Mapping) or not isinstance(value.get("data"), str):
+    if not isinstance(value, ir.MAPPING) or not isinstance(value.get("data"), str):
         raise invalid("'input_audio.data' is required", f"{param}.data")
     fmt = value.get("format")
     if not isinstance(fmt, str) or not fmt:
@@ -78,7 +77,7 @@ def _audio_part(value: Any, param: str) -> ir.FilePart:
 
 
 def _file_part(value: Any, param: str) -> ir.FilePart:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, ir.MAPPING):
         raise invalid("'file' must be an object", param)
     filename, file_id = opt_str(value, "filename", param), opt_str(value, "file_id", param)
     raw = opt_str(value, "file_data", param)

@@ -61,7 +61,7 @@ REASONING_EFFORTS = frozenset(
 
 def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
     """Client Chat Completions body → IR request (400 `ProxyError` for bodies Chat rejects)."""
-    if not isinstance(body, Mapping):
+    if not isinstance(body, ir.MAPPING):
         raise invalid("request body must be a JSON object")
     name = model if model is not None else body.get("model")
     if not isinstance(name, str) or not name:
@@ -100,7 +100,7 @@ def _decode_extras(body: Mapping[str, Any]) -> Mapping[str, Any]:
         # Remember which field the client used so a Chat upstream gets the same one.
         extras["max_completion_tokens"] = body["max_completion_tokens"]
     so = extras.get("stream_options")
-    if so is not None and not isinstance(so, Mapping):
+    if so is not None and not isinstance(so, ir.MAPPING):
         raise invalid("'stream_options' must be an object", "stream_options")
     return extras or ir.EMPTY
 
@@ -108,7 +108,7 @@ def _decode_extras(body: Mapping[str, Any]) -> Mapping[str, Any]:
 def _decode_metadata(value: Any) -> Mapping[str, Any]:
     if value is None:
         return ir.EMPTY
-    if not isinstance(value, Mapping):
+    if not isinstance(value, ir.MAPPING):
         raise invalid("'metadata' must be an object", "metadata")
     return dict(value)
 
@@ -125,7 +125,7 @@ def _decode_reasoning(body: Mapping[str, Any]) -> ir.Reasoning | None:
 def _decode_response_format(value: Any) -> ir.ResponseFormat | None:
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if not isinstance(value, ir.MAPPING):
         raise invalid("'response_format' must be an object", "response_format")
     kind = value.get("type")
     if kind in ("text", "json_object"):
@@ -133,10 +133,10 @@ def _decode_response_format(value: Any) -> ir.ResponseFormat | None:
     if kind != "json_schema":
         raise invalid(f"unsupported response_format type {kind!r}", "response_format.type")
     spec = value.get("json_schema")
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
+    if not isinstance(spec, ir.MAPPING) or not isinstance(spec.get("name"), str):
         raise invalid("'response_format.json_schema' needs a 'name'", "response_format.json_schema")
     schema = spec.get("schema")
-    if schema is not None and not isinstance(schema, Mapping):
+    if schema is not None and not isinstance(schema, ir.MAPPING):
         raise invalid("'json_schema.schema' must be an object",
                       "response_format.json_schema.schema")
     strict = opt_bool(spec, "strict")
@@ -152,13 +152,13 @@ def _decode_tools(value: Any) -> tuple[ir.Tool, ...]:
 
 
 def _decode_tool(tool: Any, param: str) -> ir.Tool:
-    if not isinstance(tool, Mapping) or tool.get("type", "function") != "function":
+    if not isinstance(tool, ir.MAPPING) or tool.get("type", "function") != "function":
         raise invalid("only tools of type 'function' are supported", f"{param}.type")
     fn = tool.get("function")
-    if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str) or not fn["name"]:
+    if not isinstance(fn, ir.MAPPING) or not isinstance(fn.get("name"), str) or not fn["name"]:
         raise invalid("a function tool needs 'function.name'", f"{param}.function.name")
     params = fn.get("parameters")
-    if params is not None and not isinstance(params, Mapping):
+    if params is not None and not isinstance(params, ir.MAPPING):
         raise invalid("'parameters' must be a JSON Schema object", f"{param}.function.parameters")
     strict = opt_bool(fn, "strict")
     return ir.Tool(name=fn["name"], description=opt_str(fn, "description", param),
@@ -170,9 +170,9 @@ def _decode_tool_choice(value: Any) -> ir.ToolChoice | None:
         return None
     if value in ("auto", "none", "required"):
         return ir.ToolChoice(mode=value)
-    if isinstance(value, Mapping) and value.get("type") == "function":
+    if isinstance(value, ir.MAPPING) and value.get("type") == "function":
         fn = value.get("function")
-        if isinstance(fn, Mapping) and isinstance(fn.get("name"), str):
+        if isinstance(fn, ir.MAPPING) and isinstance(fn.get("name"), str):
             return ir.ToolChoice(mode="tool", name=fn["name"])
     raise invalid("'tool_choice' must be auto, none, required or a named function", "tool_choice")
 
@@ -191,7 +191,7 @@ def decode_messages(raw: Any) -> tuple[tuple[ir.TextPart, ...], tuple[ir.Message
     after_tool = False
     for i, msg in enumerate(raw):
         param = f"messages[{i}]"
-        if not isinstance(msg, Mapping):
+        if not isinstance(msg, ir.MAPPING):
             raise invalid("each message must be an object", param)
         role = msg.get("role")
         if role in ("system", "developer"):
@@ -234,7 +234,7 @@ def _system_parts(msg: Mapping[str, Any], role: str, param: str) -> list[ir.Text
 
 
 def _is_text_part(part: Any, param: str) -> bool:
-    if isinstance(part, Mapping) and part.get("type") == "text":
+    if isinstance(part, ir.MAPPING) and part.get("type") == "text":
         return True
     raise invalid("system message content parts must be of type 'text'", param)
 
@@ -280,10 +280,10 @@ def _tool_calls(value: Any, param: str) -> list[ir.ToolCallPart]:
     calls = []
     for k, call in enumerate(value):
         where = f"{param}.tool_calls[{k}]"
-        if not isinstance(call, Mapping) or call.get("type", "function") != "function":
+        if not isinstance(call, ir.MAPPING) or call.get("type", "function") != "function":
             raise invalid("only tool calls of type 'function' are supported", f"{where}.type")
         fn = call.get("function")
-        if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+        if not isinstance(fn, ir.MAPPING) or not isinstance(fn.get("name"), str):
             raise invalid("a tool call needs 'function.name'", f"{where}.function")
         args = fn.get("arguments")
         if args is not None and not isinstance(args, str):
@@ -338,7 +338,7 @@ def encode_request(request: ir.Request, *, model: str) -> dict[str, Any]:
         body["stream"] = True
         # Always ask for the usage chunk: it is the only way to count a streamed request.
         options = request.extras.get("stream_options")
-        body["stream_options"] = {**(options if isinstance(options, Mapping) else {}),
+        body["stream_options"] = {**(options if isinstance(options, ir.MAPPING) else {}),
                                   "include_usage": True}
     return body
 

@@ -58,7 +58,7 @@ def stop_reason_for(finish: str | None, had_tool_calls: bool) -> ir.StopReason:
 def wants_usage(request: ir.Request | None) -> bool:
     """Did the client ask for the trailing usage chunk (``stream_options.include_usage``)?"""
     options = request.extras.get("stream_options") if request is not None else None
-    return isinstance(options, Mapping) and options.get("include_usage") is True
+    return isinstance(options, ir.MAPPING) and options.get("include_usage") is True
 
 
 # =============================================================================================
@@ -164,7 +164,7 @@ class StreamDecoder(_ChunkFeed):
         out = self._start(chunk)
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else ():
-            if isinstance(choice, Mapping) and choice.get("index") in (0, None):
+            if isinstance(choice, ir.MAPPING) and choice.get("index") in (0, None):
                 out += self._choice(choice)
                 if self._done:
                     return out
@@ -184,7 +184,7 @@ class StreamDecoder(_ChunkFeed):
     def _choice(self, choice: Mapping[str, Any]) -> list[ir.StreamEvent]:
         out: list[ir.StreamEvent] = []
         delta = choice.get("delta")
-        if isinstance(delta, Mapping):
+        if isinstance(delta, ir.MAPPING):
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 out += self._text("thinking", reasoning)
@@ -193,7 +193,7 @@ class StreamDecoder(_ChunkFeed):
                     out += self._text("text", delta[key])
             calls = delta.get("tool_calls")
             for call in calls if isinstance(calls, list) else ():
-                if isinstance(call, Mapping):
+                if isinstance(call, ir.MAPPING):
                     out += self._tool_delta(call)
                     if self._done:
                         return out
@@ -215,7 +215,7 @@ class StreamDecoder(_ChunkFeed):
 
     def _tool_delta(self, delta: Mapping[str, Any]) -> list[ir.StreamEvent]:
         key = self._call_key(delta)
-        fn = delta.get("function") if isinstance(delta.get("function"), Mapping) else {}
+        fn = delta.get("function") if isinstance(delta.get("function"), ir.MAPPING) else {}
         args = fn.get("arguments") if isinstance(fn.get("arguments"), str) else ""
         out: list[ir.StreamEvent] = []
         call = self._calls.get(key)

@@ -79,12 +79,12 @@ def _int(value: Any) -> int | None:
 
 def usage_from_wire(raw: Any) -> ir.Usage:
     """IR usage from a Responses ``usage`` object (already OpenAI meaning: no conversion)."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, ir.MAPPING):
         return ir.Usage()
     inp = raw.get("input_tokens_details")
     out = raw.get("output_tokens_details")
-    inp = inp if isinstance(inp, Mapping) else {}
-    out = out if isinstance(out, Mapping) else {}
+    inp = inp if isinstance(inp, ir.MAPPING) else {}
+    out = out if isinstance(out, ir.MAPPING) else {}
     return ir.Usage(
         input_tokens=_int(raw.get("input_tokens")),
         output_tokens=_int(raw.get("output_tokens")),
@@ -136,7 +136,7 @@ _CODE_TO_KIND = {
 
 def error_from_wire(raw: Any, fallback: str) -> ProxyError:
     """A ProxyError for an upstream error object (``code``/``type``/``message``/``param``)."""
-    raw = raw if isinstance(raw, Mapping) else {}
+    raw = raw if isinstance(raw, ir.MAPPING) else {}
     code = raw.get("code") if isinstance(raw.get("code"), str) else None
     etype = raw.get("type") if isinstance(raw.get("type"), str) else None
     kind = _CODE_TO_KIND.get(code or "", _CODE_TO_KIND.get(etype or "", ErrorKind.UPSTREAM_ERROR))
@@ -275,7 +275,7 @@ def parts_from_reasoning_item(item: Mapping[str, Any]) -> list[ir.Part]:
     """A reasoning item: summary text (with its encrypted content as signature) → ThinkingPart;
     encrypted content alone → RedactedThinkingPart; nothing at all → no part."""
     summary = item.get("summary") if isinstance(item.get("summary"), list) else []
-    texts = [s["text"] for s in summary if isinstance(s, Mapping) and isinstance(s.get("text"), str)]
+    texts = [s["text"] for s in summary if isinstance(s, ir.MAPPING) and isinstance(s.get("text"), str)]
     encrypted = item.get("encrypted_content")
     encrypted = encrypted if isinstance(encrypted, str) and encrypted else None
     extras: dict[str, Any] = {}
@@ -295,7 +295,7 @@ def parts_from_output_text(content: Any, item_id: str | None) -> list[ir.Part]:
     item id so a same-format encode keeps it."""
     parts: list[ir.Part] = []
     for c in content if isinstance(content, list) else []:
-        if not isinstance(c, Mapping):
+        if not isinstance(c, ir.MAPPING):
             continue
         extras: dict[str, Any] = {}
         if c.get("type") == "refusal" and isinstance(c.get("refusal"), str):
@@ -316,7 +316,7 @@ def parts_from_output(output: Any) -> list[ir.Part]:
     """IR parts for a response's ``output`` items (unknown item types are dropped, logged)."""
     parts: list[ir.Part] = []
     for item in output if isinstance(output, list) else []:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, ir.MAPPING):
             continue
         kind = item.get("type")
         if kind == "message":
@@ -361,7 +361,7 @@ def hosted_tools(extras: Mapping[str, Any]) -> list[dict[str, Any]]:
     raw = extras.get("tools")
     if not isinstance(raw, list):
         return []
-    return [dict(t) for t in raw if isinstance(t, Mapping) and isinstance(t.get("type"), str)
+    return [dict(t) for t in raw if isinstance(t, ir.MAPPING) and isinstance(t.get("type"), str)
             and t["type"] != "function" and (t["type"] != "custom" or "name" in t)
             and not _ANTHROPIC_TOOL.match(t["type"])]
 
@@ -376,7 +376,7 @@ def tool_choice_to_wire(request: ir.Request) -> Any:
     choice = request.tool_choice
     if choice is None:
         raw = request.extras.get("tool_choice")
-        return dict(raw) if isinstance(raw, Mapping) else None
+        return dict(raw) if isinstance(raw, ir.MAPPING) else None
     if choice.mode == "tool" and choice.name:
         return {"type": "function", "name": choice.name}
     return choice.mode if choice.mode in ("auto", "none", "required") else "auto"
@@ -396,7 +396,7 @@ def text_format_to_wire(fmt: ir.ResponseFormat) -> dict[str, Any]:
 def text_to_wire(request: ir.Request) -> dict[str, Any] | None:
     """The ``text`` object: kept settings (verbosity) plus the format."""
     raw = request.extras.get("text")
-    text = dict(raw) if isinstance(raw, Mapping) else {}
+    text = dict(raw) if isinstance(raw, ir.MAPPING) else {}
     if request.response_format is not None:
         text["format"] = text_format_to_wire(request.response_format)
     return text or None
@@ -405,7 +405,7 @@ def text_to_wire(request: ir.Request) -> dict[str, Any] | None:
 def reasoning_to_wire(request: ir.Request) -> dict[str, Any] | None:
     """``reasoning`` {effort, summary} from the IR; the source's other reasoning keys are kept."""
     raw = request.extras.get("reasoning")
-    out = dict(raw) if isinstance(raw, Mapping) else {}
+    out = dict(raw) if isinstance(raw, ir.MAPPING) else {}
     r = request.reasoning
     if r is None:
         return out or None

@@ -67,10 +67,10 @@ class StreamDecoder:
             data = jsontext.loads(event.data)
         except ValueError:
             return self._fail(ProxyError(ErrorKind.UPSTREAM_ERROR, "malformed upstream event"))
-        if not isinstance(data, Mapping):
+        if not isinstance(data, ir.MAPPING):
             return []
         response = data.get("response")
-        if isinstance(response, Mapping) and isinstance(response.get("model"), str):
+        if isinstance(response, ir.MAPPING) and isinstance(response.get("model"), str):
             self.model_seen = response["model"]
         kind = data.get("type") if isinstance(data.get("type"), str) else event.event
         self._kind = str(kind)
@@ -94,7 +94,7 @@ class StreamDecoder:
         if self._started:
             return []
         self._started = True
-        resp = data.get("response") if isinstance(data.get("response"), Mapping) else {}
+        resp = data.get("response") if isinstance(data.get("response"), ir.MAPPING) else {}
         rid, model = resp.get("id"), resp.get("model")  # strings, whatever the upstream sent
         return [ir.MessageStart(id=rid if isinstance(rid, str) else None,
                                 model=model if isinstance(model, str) else None)]
@@ -128,7 +128,7 @@ class StreamDecoder:
 
     def _on_response_completed(self, data: Mapping[str, Any]) -> list[ir.StreamEvent]:
         out = self._start(data)
-        resp = data.get("response") if isinstance(data.get("response"), Mapping) else {}
+        resp = data.get("response") if isinstance(data.get("response"), ir.MAPPING) else {}
         if not self._emitted_any:
             out += self._replay_output(resp.get("output"))
         out += self._close()
@@ -138,7 +138,7 @@ class StreamDecoder:
                                                                 "upstream response failed"))]
         out.append(ir.UsageUpdate(common.usage_from_wire(resp.get("usage"))))
         details = resp.get("incomplete_details")
-        reason = details.get("reason") if isinstance(details, Mapping) else None
+        reason = details.get("reason") if isinstance(details, ir.MAPPING) else None
         status = resp.get("status") or ("incomplete" if self._kind == "response.incomplete"
                                         else "completed")
         stop, native = common.stop_reason_from_wire(status, reason, self._saw_tool)
@@ -165,13 +165,13 @@ class StreamDecoder:
         return out
 
     def _on_error(self, data: Mapping[str, Any]) -> list[ir.StreamEvent]:
-        raw = data.get("error") if isinstance(data.get("error"), Mapping) else data
+        raw = data.get("error") if isinstance(data.get("error"), ir.MAPPING) else data
         return self._fail(common.error_from_wire(raw, "upstream stream error"))
 
     # -- items
 
     def _on_response_output_item_added(self, data: Mapping[str, Any]) -> list[ir.StreamEvent]:
-        item = data.get("item") if isinstance(data.get("item"), Mapping) else {}
+        item = data.get("item") if isinstance(data.get("item"), ir.MAPPING) else {}
         out = self._start(data)
         if item.get("type") in ("function_call", "custom_tool_call"):
             call_id = item.get("call_id") or item.get("id") or f"call_{self._next_index}"
@@ -191,7 +191,7 @@ class StreamDecoder:
         return out
 
     def _on_response_output_item_done(self, data: Mapping[str, Any]) -> list[ir.StreamEvent]:
-        item = data.get("item") if isinstance(data.get("item"), Mapping) else {}
+        item = data.get("item") if isinstance(data.get("item"), ir.MAPPING) else {}
         out: list[ir.StreamEvent] = []
         if item.get("type") == "reasoning":
             return self._reasoning_done(item)
@@ -219,7 +219,7 @@ class StreamDecoder:
     # -- message content
 
     def _on_response_content_part_added(self, data: Mapping[str, Any]) -> list[ir.StreamEvent]:
-        part = data.get("part") if isinstance(data.get("part"), Mapping) else {}
+        part = data.get("part") if isinstance(data.get("part"), ir.MAPPING) else {}
         return self._open_block("text") if part.get("type") in ("output_text", "refusal") else []
 
     def _on_response_output_text_delta(self, data: Mapping[str, Any]) -> list[ir.StreamEvent]:

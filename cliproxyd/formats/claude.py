@@ -123,7 +123,7 @@ def _decode_system(system: Any) -> tuple[ir.TextPart, ...]:
         raise bad("system: must be a string or an array of text blocks", "system")
     parts = []
     for i, block in enumerate(system):
-        if not isinstance(block, Mapping) or block.get("type") != "text" \
+        if not isinstance(block, ir.MAPPING) or block.get("type") != "text" \
                 or not isinstance(block.get("text"), str):
             raise bad(f"system[{i}]: must be a text block", f"system[{i}]")
         parts.append(ir.TextPart(block["text"], extras=pick(block, ("cache_control", "citations"))))
@@ -137,7 +137,7 @@ def _decode_messages(messages: Any) -> tuple[ir.Message, ...]:
     out = []
     for i, message in enumerate(messages):
         param = f"messages[{i}]"
-        if not isinstance(message, Mapping) or message.get("role") not in ("user", "assistant"):
+        if not isinstance(message, ir.MAPPING) or message.get("role") not in ("user", "assistant"):
             raise bad(f"{param}: must be an object with role 'user' or 'assistant'", param)
         content = message.get("content")
         if isinstance(content, str):
@@ -158,12 +158,12 @@ def _decode_tools(tools: Any) -> tuple[tuple[ir.Tool, ...], list[Any]]:
         raise bad("tools: must be an array", "tools")
     functions, server = [], []
     for i, tool in enumerate(tools):
-        if not isinstance(tool, Mapping):
+        if not isinstance(tool, ir.MAPPING):
             raise bad(f"tools[{i}]: must be an object", f"tools[{i}]")
         if tool.get("type") not in (None, "custom") or "input_schema" not in tool:
             server.append(dict(tool))
             continue
-        if not isinstance(tool.get("name"), str) or not isinstance(tool["input_schema"], Mapping):
+        if not isinstance(tool.get("name"), str) or not isinstance(tool["input_schema"], ir.MAPPING):
             raise bad(f"tools[{i}]: needs a name and an input_schema object", f"tools[{i}]")
         description = tool.get("description")
         functions.append(ir.Tool(
@@ -176,7 +176,7 @@ def _decode_tool_choice(choice: Any) -> tuple[ir.ToolChoice | None, bool | None]
     """(tool choice, parallel_tool_calls)."""
     if choice is None:
         return None, None
-    if not isinstance(choice, Mapping):
+    if not isinstance(choice, ir.MAPPING):
         raise bad("tool_choice: must be an object", "tool_choice")
     ctype = choice.get("type")
     if ctype == "tool":
@@ -192,13 +192,13 @@ def _decode_tool_choice(choice: Any) -> tuple[ir.ToolChoice | None, bool | None]
 
 
 def _decode_reasoning(thinking: Any, output_config: Any) -> ir.Reasoning | None:
-    if output_config is not None and not isinstance(output_config, Mapping):
+    if output_config is not None and not isinstance(output_config, ir.MAPPING):
         raise bad("output_config: must be an object", "output_config")
-    effort = output_config.get("effort") if isinstance(output_config, Mapping) else None
+    effort = output_config.get("effort") if isinstance(output_config, ir.MAPPING) else None
     effort = effort if isinstance(effort, str) else None
     if thinking is None:
         return ir.Reasoning(effort=effort) if effort else None
-    if not isinstance(thinking, Mapping):
+    if not isinstance(thinking, ir.MAPPING):
         raise bad("thinking: must be an object", "thinking")
     ttype, display = thinking.get("type"), thinking.get("display")
     # Thinking that is on is shown to the client unless it says "omitted" (the API's default
@@ -219,9 +219,9 @@ def _decode_reasoning(thinking: Any, output_config: Any) -> ir.Reasoning | None:
 
 
 def _decode_response_format(output_config: Any) -> ir.ResponseFormat | None:
-    fmt = output_config.get("format") if isinstance(output_config, Mapping) else None
-    if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema" \
-            and isinstance(fmt.get("schema"), Mapping):
+    fmt = output_config.get("format") if isinstance(output_config, ir.MAPPING) else None
+    if isinstance(fmt, ir.MAPPING) and fmt.get("type") == "json_schema" \
+            and isinstance(fmt.get("schema"), ir.MAPPING):
         return ir.ResponseFormat(type="json_schema", schema=fmt["schema"])
     return None
 
@@ -237,7 +237,7 @@ def _decode_stop(value: Any) -> tuple[str, ...]:
 def _decode_metadata(metadata: Any) -> tuple[str | None, Mapping[str, Any]]:
     if metadata is None:
         return None, ir.EMPTY
-    if not isinstance(metadata, Mapping):
+    if not isinstance(metadata, ir.MAPPING):
         raise bad("metadata: must be an object", "metadata")
     user = metadata.get("user_id")
     rest = {k: v for k, v in metadata.items() if k != "user_id"}
@@ -247,7 +247,7 @@ def _decode_metadata(metadata: Any) -> tuple[str | None, Mapping[str, Any]]:
 def _request_extras(body: Mapping[str, Any], server_tools: list[Any]) -> Mapping[str, Any]:
     extras = {k: v for k, v in body.items() if k not in _MODELLED}
     for key in ("thinking", "output_config"):  # shape hints for a Claude encode (module doc)
-        if isinstance(body.get(key), Mapping):
+        if isinstance(body.get(key), ir.MAPPING):
             extras[key] = dict(body[key])
     if server_tools:
         extras["tools"] = server_tools
@@ -256,7 +256,7 @@ def _request_extras(body: Mapping[str, Any], server_tools: list[Any]) -> Mapping
 
 def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
     """A client's Messages (or count_tokens) body → IR request.  ``max_tokens`` is optional."""
-    if not isinstance(body, Mapping):
+    if not isinstance(body, ir.MAPPING):
         raise bad("request body must be a JSON object")
     model = model or body.get("model")
     if not isinstance(model, str) or not model:
@@ -321,7 +321,7 @@ def _encode_tools(request: ir.Request) -> list[dict[str, Any]]:
         tools.append(entry)
     server = request.extras.get("tools")
     for tool in server if isinstance(server, list) else ():
-        if isinstance(tool, Mapping) and _SERVER_TOOL_TYPE.match(str(tool.get("type", ""))):
+        if isinstance(tool, ir.MAPPING) and _SERVER_TOOL_TYPE.match(str(tool.get("type", ""))):
             tools.append(dict(tool))
         else:
             logger.debug("dropping a non-Anthropic built-in tool")
@@ -348,10 +348,10 @@ def _encode_tool_choice(request: ir.Request, has_tools: bool) -> dict[str, Any] 
 
 def _thinking_hint(request: ir.Request) -> str | None:
     raw = request.extras.get("thinking")
-    if isinstance(raw, Mapping) and isinstance(raw.get("type"), str):
+    if isinstance(raw, ir.MAPPING) and isinstance(raw.get("type"), str):
         return raw["type"]
     config = request.extras.get("output_config")
-    return "effort-only" if isinstance(config, Mapping) and "effort" in config else None
+    return "effort-only" if isinstance(config, ir.MAPPING) and "effort" in config else None
 
 
 def _encode_reasoning(request: ir.Request) -> tuple[dict[str, Any] | None, str | None]:
@@ -380,7 +380,7 @@ def _display(request: ir.Request, thinking: dict[str, Any]) -> None:
     written only when a Claude client wrote it, since older models do not know the field."""
     include = request.reasoning.include_thoughts if request.reasoning else None
     raw = request.extras.get("thinking")
-    asked = raw.get("display") if isinstance(raw, Mapping) else None
+    asked = raw.get("display") if isinstance(raw, ir.MAPPING) else None
     if thinking["type"] not in ("enabled", "adaptive") or include is None:
         return
     if not include:
@@ -427,7 +427,7 @@ def _encode_sampling(request: ir.Request, body: dict[str, Any], thinking_on: boo
 def _output_config(request: ir.Request, effort: str | None) -> dict[str, Any] | None:
     raw = request.extras.get("output_config")
     config = {k: v for k, v in raw.items() if k not in ("effort", "format")} \
-        if isinstance(raw, Mapping) else {}
+        if isinstance(raw, ir.MAPPING) else {}
     if effort:
         config["effort"] = effort
     fmt = request.response_format
@@ -498,7 +498,7 @@ def _passthrough_ok(key: str, value: Any) -> bool:
     # Another format may use the same wire name with other values (OpenAI service_tier "flex",
     # Responses' context_management list where Anthropic takes an object).
     if key == "context_management":
-        return isinstance(value, Mapping)
+        return isinstance(value, ir.MAPPING)
     return key != "service_tier" or value in ("auto", "standard_only")
 
 
@@ -507,9 +507,9 @@ def _passthrough_ok(key: str, value: Any) -> bool:
 
 
 def _check_response(body: Any) -> None:
-    if isinstance(body, Mapping) and body.get("type") == "error":
+    if isinstance(body, ir.MAPPING) and body.get("type") == "error":
         raise error_from_claude(body)
-    if not isinstance(body, Mapping) or not isinstance(body.get("content"), list):
+    if not isinstance(body, ir.MAPPING) or not isinstance(body.get("content"), list):
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, "upstream response has no content array")
 
 
@@ -583,7 +583,7 @@ def encode_count_tokens_request(request: ir.Request, *, model: str) -> dict[str,
 
 def decode_count_tokens_response(body: Mapping[str, Any]) -> int:
     """``{"input_tokens": N}`` → N."""
-    value = body.get("input_tokens") if isinstance(body, Mapping) else None
+    value = body.get("input_tokens") if isinstance(body, ir.MAPPING) else None
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, "upstream count_tokens answer has no input_tokens")
     return value

@@ -102,7 +102,7 @@ _ROLES = {"user": "user", "function": "user", "model": "assistant", None: "user"
 
 def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
     """A Gemini ``GenerateContentRequest`` → IR (``model`` comes from the URL)."""
-    if not isinstance(body, Mapping):
+    if not isinstance(body, ir.MAPPING):
         raise bad("request body must be a JSON object", "body")
     body_model = body.get("model") if isinstance(body.get("model"), str) else ""
     fields: dict[str, Any] = {"model": _model_name(model or body_model)}
@@ -132,7 +132,7 @@ def _decode_contents(contents: Any) -> tuple[ir.Message, ...]:
     messages = []
     for i, content in enumerate(contents):
         where = f"contents[{i}]"
-        if not isinstance(content, Mapping):
+        if not isinstance(content, ir.MAPPING):
             raise bad(f"{where} must be an object", where)
         role = get(content, "role")
         if not (role is None or isinstance(role, str)) or role not in _ROLES:
@@ -170,7 +170,7 @@ def _decode_tools(tools: Any) -> tuple[tuple[ir.Tool, ...], list[Any]]:
     decoded: list[ir.Tool] = []
     others: list[Any] = []
     for i, entry in enumerate(tools):
-        if not isinstance(entry, Mapping):
+        if not isinstance(entry, ir.MAPPING):
             raise bad(f"tools[{i}] must be an object", f"tools[{i}]")
         decls = get(entry, "functionDeclarations")
         if decls is not None:
@@ -186,12 +186,12 @@ def _decode_tools(tools: Any) -> tuple[tuple[ir.Tool, ...], list[Any]]:
 
 
 def _decode_declaration(decl: Any, where: str) -> ir.Tool:
-    if not isinstance(decl, Mapping) or not isinstance(get(decl, "name"), str):
+    if not isinstance(decl, ir.MAPPING) or not isinstance(get(decl, "name"), str):
         raise bad(f"{where}.name must be a string", where)
     params = get(decl, "parametersJsonSchema")
     if params is None and get(decl, "parameters") is not None:
         params = to_json_schema(get(decl, "parameters"))
-    if params is not None and not isinstance(params, Mapping):
+    if params is not None and not isinstance(params, ir.MAPPING):
         raise bad(f"{where}.parameters must be an object", where)
     desc = get(decl, "description")
     extras = {k: get(decl, k) for k in _DECL_EXTRAS if get(decl, k) is not None}
@@ -203,7 +203,7 @@ def _decode_tool_config(config: Any, extras: dict[str, Any]) -> ir.ToolChoice | 
     if config is None:
         return None
     fcc = get(config, "functionCallingConfig")
-    if not isinstance(config, Mapping) or (fcc is not None and not isinstance(fcc, Mapping)):
+    if not isinstance(config, ir.MAPPING) or (fcc is not None and not isinstance(fcc, ir.MAPPING)):
         raise bad("toolConfig.functionCallingConfig must be an object", "toolConfig")
     if set(config) - {"functionCallingConfig", "function_calling_config"}:
         extras["toolConfig"] = _camel_keys(config)  # e.g. retrievalConfig: kept for Gemini
@@ -239,7 +239,7 @@ _GEN_HANDLED = set(_GEN_FIELDS) | {"stopSequences", "candidateCount", "responseM
 def _decode_generation(config: Any, extras: dict[str, Any]) -> dict[str, Any]:
     if config is None:
         return {}
-    if not isinstance(config, Mapping):
+    if not isinstance(config, ir.MAPPING):
         raise bad("generationConfig must be an object", "generationConfig")
     out: dict[str, Any] = {}
     for key, (name, kind) in _GEN_FIELDS.items():
@@ -272,7 +272,7 @@ def _camel(key: str) -> str:
 def _camel_keys(value: Any) -> Any:
     """``value`` with every object key in camelCase (we emit camelCase).  Only used on config
     objects whose keys are all field names, never on user-named maps such as ``labels``."""
-    if isinstance(value, Mapping):
+    if isinstance(value, ir.MAPPING):
         return {_camel(str(k)): _camel_keys(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_camel_keys(v) for v in value]
@@ -293,7 +293,7 @@ def _decode_response_format(config: Mapping[str, Any], extras: dict[str, Any]):
     json_schema = get(config, "responseJsonSchema", get(config, "_responseJsonSchema"))
     schema = get(config, "responseSchema")
     for value, key in ((json_schema, "responseJsonSchema"), (schema, "responseSchema")):
-        if value is not None and not isinstance(value, Mapping):
+        if value is not None and not isinstance(value, ir.MAPPING):
             raise bad(f"generationConfig.{key} must be an object", f"generationConfig.{key}")
     if json_schema is not None:
         return ir.ResponseFormat("json_schema", schema=json_schema)
@@ -310,7 +310,7 @@ def _decode_response_format(config: Mapping[str, Any], extras: dict[str, Any]):
 def _decode_thinking(config: Any) -> ir.Reasoning | None:
     if config is None:
         return None
-    if not isinstance(config, Mapping):
+    if not isinstance(config, ir.MAPPING):
         raise bad("thinkingConfig must be an object", "generationConfig.thinkingConfig")
     level, budget = get(config, "thinkingLevel"), get(config, "thinkingBudget")
     include = get(config, "includeThoughts")
@@ -436,7 +436,7 @@ def _encode_tools(request: ir.Request) -> list[dict[str, Any]]:
     # Gemini's own tools (googleSearch, codeExecution ...) have no "type"; Anthropic server tools
     # and Responses hosted tools kept under the same extras key do, and Gemini rejects them.
     kept = request.extras.get("tools")
-    return out + [dict(t) for t in kept if isinstance(t, Mapping) and "type" not in t] \
+    return out + [dict(t) for t in kept if isinstance(t, ir.MAPPING) and "type" not in t] \
         if isinstance(kept, list) else out
 
 
@@ -530,7 +530,7 @@ _CANDIDATE_EXTRAS = ("safetyRatings", "citationMetadata", "groundingMetadata", "
 
 
 def _candidates(body: Any) -> list:
-    if not isinstance(body, Mapping):
+    if not isinstance(body, ir.MAPPING):
         raise upstream_error("body is not an object")
     candidates = get(body, "candidates") or []
     if not isinstance(candidates, list):
@@ -611,11 +611,11 @@ def encode_response(response: ir.Response, ctx: ir.EncodeContext) -> dict[str, A
 
 def decode_count_tokens_request(body: Mapping[str, Any], *, model: str) -> ir.Request:
     """A ``countTokens`` body (``{contents}`` or ``{generateContentRequest}``) → IR."""
-    if not isinstance(body, Mapping):
+    if not isinstance(body, ir.MAPPING):
         raise bad("request body must be a JSON object", "body")
     inner = get(body, "generateContentRequest")
     if inner is not None:
-        if not isinstance(inner, Mapping):
+        if not isinstance(inner, ir.MAPPING):
             raise bad("generateContentRequest must be an object", "generateContentRequest")
         return decode_request(inner, model=model)
     return decode_request({"contents": get(body, "contents")}, model=model)

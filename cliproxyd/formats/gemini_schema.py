@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cliproxyd import jsontext
+from cliproxyd.formats.ir import MAPPING
 
 __all__ = ["clean", "to_json_schema"]
 
@@ -52,7 +53,7 @@ _MAX_DEPTH = 64
 def clean(schema: Any) -> dict[str, Any]:
     """A Gemini-acceptable ``Schema`` for the JSON Schema ``schema`` (never raises).  The caller
     owns the result: a cached one is handed out as a new copy."""
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, MAPPING):
         return {}
     try:
         key = jsontext.dumps_bytes(schema)
@@ -77,7 +78,7 @@ def _clean_text(schema: bytes) -> bytes:
 def _clean(schema: Mapping[str, Any]) -> dict[str, Any]:
     defs: dict[str, Any] = {}
     for key in ("definitions", "$defs"):
-        if isinstance(schema.get(key), Mapping):
+        if isinstance(schema.get(key), MAPPING):
             defs.update(schema[key])
     return _Cleaner(schema, defs).node(schema, (), 0)
 
@@ -90,7 +91,7 @@ class _Cleaner:
         self.defs = defs
 
     def node(self, raw: Any, refs: tuple[str, ...], depth: int) -> dict[str, Any]:
-        if raw is True or not isinstance(raw, Mapping):
+        if raw is True or not isinstance(raw, MAPPING):
             return {"type": "STRING"}  # "anything": a string is what the model can always give
         if depth > _MAX_DEPTH:
             return {"type": "OBJECT"}
@@ -134,7 +135,7 @@ class _Cleaner:
         for prefix in ("#/$defs/", "#/definitions/"):
             if ref.startswith(prefix):
                 found = self.defs.get(ref[len(prefix):].replace("~1", "/").replace("~0", "~"))
-                return found if isinstance(found, Mapping) else None
+                return found if isinstance(found, MAPPING) else None
         return None
 
     def _merge_all_of(self, raw: dict[str, Any], refs: tuple[str, ...]) -> dict[str, Any]:
@@ -142,22 +143,22 @@ class _Cleaner:
         props: dict[str, Any] = {}
         required: list[str] = []
         for member in raw.pop("allOf"):
-            if isinstance(member, Mapping) and isinstance(member.get("$ref"), str):
+            if isinstance(member, MAPPING) and isinstance(member.get("$ref"), str):
                 target = self._lookup(member["$ref"])
                 if member["$ref"] in refs or target is None:
                     continue
                 member = {**target, **{k: v for k, v in member.items() if k != "$ref"}}
-            if not isinstance(member, Mapping):
+            if not isinstance(member, MAPPING):
                 continue
             for key, value in member.items():
-                if key == "properties" and isinstance(value, Mapping):
+                if key == "properties" and isinstance(value, MAPPING):
                     for name, sub in value.items():
                         props.setdefault(name, sub)
                 elif key == "required" and isinstance(value, list):
                     required += [n for n in value if n not in required]
                 else:
                     merged.setdefault(key, value)
-        if isinstance(raw.get("properties"), Mapping):
+        if isinstance(raw.get("properties"), MAPPING):
             props.update(raw["properties"])
         if isinstance(raw.get("required"), list):
             required += [n for n in raw["required"] if n not in required]
@@ -189,7 +190,7 @@ class _Cleaner:
         nullable = False
         kept: list[dict[str, Any]] = []
         for branch in branches:
-            if isinstance(branch, Mapping) and _is_null(branch):
+            if isinstance(branch, MAPPING) and _is_null(branch):
                 nullable = True
                 continue
             cleaned = self.node(branch, refs, depth + 1)
@@ -219,7 +220,7 @@ class _Cleaner:
     def _children(self, raw: Mapping[str, Any], out: dict[str, Any], refs: tuple[str, ...],
                   depth: int) -> None:
         props = raw.get("properties")
-        if isinstance(props, Mapping) and props:
+        if isinstance(props, MAPPING) and props:
             out["properties"] = {str(name): self.node(sub, refs, depth + 1)
                                  for name, sub in props.items()}
             required = raw.get("required")
@@ -277,11 +278,11 @@ def to_json_schema(schema: Any) -> Any:
     """Ordinary JSON Schema for a Gemini ``Schema`` (upper-case types, ``nullable``)."""
     if isinstance(schema, list):
         return [to_json_schema(item) for item in schema]
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, MAPPING):
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key == "properties" and isinstance(value, Mapping):
+        if key == "properties" and isinstance(value, MAPPING):
             out[key] = {name: to_json_schema(sub) for name, sub in value.items()}
         elif key in ("items", "anyOf"):
             out[key] = to_json_schema(value)

@@ -84,7 +84,7 @@ _RESPONSE_EXTRAS = ("system_fingerprint", "service_tier")
 def _check_response(body: Any) -> list:
     """The choices of an upstream ``chat.completion`` body; raises the error a body is or
     carries (some compatible providers answer 200 with one)."""
-    if not isinstance(body, Mapping):
+    if not isinstance(body, ir.MAPPING):
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, "malformed upstream response")
     if body.get("error"):
         raise error_from_wire(body["error"])
@@ -109,9 +109,9 @@ def decode_response(body: Mapping[str, Any]) -> ir.Response:
     A body carrying ``error`` (some compatible providers answer 200 with one) raises that error.
     """
     choices = _check_response(body)
-    choice = next((c for c in choices if isinstance(c, Mapping) and c.get("index") in (0, None)),
+    choice = next((c for c in choices if isinstance(c, ir.MAPPING) and c.get("index") in (0, None)),
                   {})
-    message = choice.get("message") if isinstance(choice.get("message"), Mapping) else {}
+    message = choice.get("message") if isinstance(choice.get("message"), ir.MAPPING) else {}
     parts = _message_parts(message)
     finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
     had_calls = any(isinstance(p, ir.ToolCallPart) for p in parts)
@@ -137,7 +137,7 @@ def _message_parts(message: Mapping[str, Any]) -> tuple[ir.Part, ...]:
         parts.append(ir.TextPart(content))
     elif isinstance(content, list):
         parts.extend(ir.TextPart(p["text"]) for p in content
-                     if isinstance(p, Mapping) and isinstance(p.get("text"), str))
+                     if isinstance(p, ir.MAPPING) and isinstance(p.get("text"), str))
     if isinstance(message.get("refusal"), str) and message["refusal"]:
         parts.append(ir.TextPart(message["refusal"], {"type": "refusal"}))
     parts.extend(_images(message.get("images")))
@@ -149,8 +149,8 @@ def _images(images: Any) -> list[ir.ImagePart]:
     """Non-standard ``message.images`` (image-generating models behind compatible APIs)."""
     out = []
     for image in images if isinstance(images, list) else ():
-        spec = image.get("image_url") if isinstance(image, Mapping) else None
-        url = spec.get("url") if isinstance(spec, Mapping) else None
+        spec = image.get("image_url") if isinstance(image, ir.MAPPING) else None
+        url = spec.get("url") if isinstance(spec, ir.MAPPING) else None
         if isinstance(url, str) and url.startswith("data:"):
             try:
                 data, mime = parse_data_url(url, "images")
@@ -167,8 +167,8 @@ def _response_calls(message: Mapping[str, Any]) -> list[ir.ToolCallPart]:
     calls = message.get("tool_calls")
     out = []
     for k, call in enumerate(calls if isinstance(calls, list) else ()):
-        fn = call.get("function") if isinstance(call, Mapping) else None
-        if not isinstance(fn, Mapping):
+        fn = call.get("function") if isinstance(call, ir.MAPPING) else None
+        if not isinstance(fn, ir.MAPPING):
             continue
         cid, args = call.get("id"), fn.get("arguments")
         out.append(ir.ToolCallPart(
@@ -177,7 +177,7 @@ def _response_calls(message: Mapping[str, Any]) -> list[ir.ToolCallPart]:
             arguments=args if isinstance(args, str) and args else "{}",
             extras=tool_call_extras(call)))
     legacy = message.get("function_call")
-    if not out and isinstance(legacy, Mapping) and isinstance(legacy.get("name"), str):
+    if not out and isinstance(legacy, ir.MAPPING) and isinstance(legacy.get("name"), str):
         args = legacy.get("arguments")
         out.append(ir.ToolCallPart(id="call_0", name=legacy["name"],
                                    arguments=args if isinstance(args, str) and args else "{}"))

@@ -75,7 +75,7 @@ def _bad(message: str, param: str) -> ProxyError:
 
 def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
     """A Responses request body → IR.  Raises ProxyError(invalid_request) for a bad body."""
-    if not isinstance(body, Mapping):
+    if not isinstance(body, ir.MAPPING):
         raise _bad("request body must be a JSON object", "body")
     model = model or body.get("model")
     if not isinstance(model, str) or not model:
@@ -131,7 +131,7 @@ def _decode_input(raw: Any) -> tuple[list[ir.TextPart], list[ir.Message]]:
         raise _bad("input must be a string or an array of items", "input")
     builder = _MessageBuilder()
     for i, item in enumerate(raw):
-        if not isinstance(item, Mapping):
+        if not isinstance(item, ir.MAPPING):
             raise _bad("input items must be objects", f"input[{i}]")
         builder.add(item, f"input[{i}]")
     return builder.system, builder.messages
@@ -241,7 +241,7 @@ def _decode_content(content: Any, param: str) -> list[ir.Part]:
         raise _bad("content must be a string or an array of parts", param)
     parts: list[ir.Part] = []
     for i, raw in enumerate(content):
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, ir.MAPPING):
             raise _bad("content parts must be objects", f"{param}[{i}]")
         part = _decode_part(raw, f"{param}[{i}]")
         if part is not None:
@@ -306,16 +306,16 @@ def _decode_tools(raw: Any) -> tuple[list[ir.Tool], list[dict[str, Any]]]:
         raise _bad("tools must be an array", "tools")
     tools, hosted = [], []
     for i, t in enumerate(raw):
-        if not isinstance(t, Mapping) or not isinstance(t.get("type"), str):
+        if not isinstance(t, ir.MAPPING) or not isinstance(t.get("type"), str):
             raise _bad("each tool must be an object with a type", f"tools[{i}]")
         if t["type"] != "function":
             hosted.append(dict(t))
             continue
-        fn = t["function"] if isinstance(t.get("function"), Mapping) else t  # Chat shape, leniently
+        fn = t["function"] if isinstance(t.get("function"), ir.MAPPING) else t  # Chat shape, leniently
         name, params = fn.get("name"), fn.get("parameters")
         if not isinstance(name, str) or not name:
             raise _bad("function tools need a name", f"tools[{i}].name")
-        if params is not None and not isinstance(params, Mapping):
+        if params is not None and not isinstance(params, ir.MAPPING):
             raise _bad("function parameters must be an object", f"tools[{i}].parameters")
         desc = fn.get("description") if isinstance(fn.get("description"), str) else None
         extras = {"strict": fn["strict"]} if isinstance(fn.get("strict"), bool) else {}
@@ -330,9 +330,9 @@ def _decode_tool_choice(raw: Any, extras: dict[str, Any]) -> ir.ToolChoice | Non
         if raw not in ("auto", "none", "required"):
             raise _bad(f"invalid tool_choice {raw!r}", "tool_choice")
         return ir.ToolChoice(raw)
-    if isinstance(raw, Mapping) and raw.get("type") == "function" and isinstance(raw.get("name"), str):
+    if isinstance(raw, ir.MAPPING) and raw.get("type") == "function" and isinstance(raw.get("name"), str):
         return ir.ToolChoice("tool", raw["name"])
-    if isinstance(raw, Mapping):
+    if isinstance(raw, ir.MAPPING):
         extras["tool_choice"] = dict(raw)  # allowed_tools, hosted tools: Responses-only
         return None
     raise _bad("tool_choice must be a string or an object", "tool_choice")
@@ -341,7 +341,7 @@ def _decode_tool_choice(raw: Any, extras: dict[str, Any]) -> ir.ToolChoice | Non
 def _decode_text(raw: Any, extras: dict[str, Any]) -> ir.ResponseFormat | None:
     if raw is None:
         return None
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, ir.MAPPING):
         raise _bad("text must be an object", "text")
     rest = {k: v for k, v in raw.items() if k != "format"}
     if rest:
@@ -349,11 +349,11 @@ def _decode_text(raw: Any, extras: dict[str, Any]) -> ir.ResponseFormat | None:
     fmt = raw.get("format")
     if fmt is None:
         return None
-    if not isinstance(fmt, Mapping) or fmt.get("type") not in ("text", "json_object", "json_schema"):
+    if not isinstance(fmt, ir.MAPPING) or fmt.get("type") not in ("text", "json_object", "json_schema"):
         raise _bad("text.format.type must be text, json_object or json_schema", "text.format")
     if fmt["type"] != "json_schema":
         return ir.ResponseFormat(fmt["type"])
-    if not isinstance(fmt.get("schema"), Mapping):
+    if not isinstance(fmt.get("schema"), ir.MAPPING):
         raise _bad("json_schema format needs a schema object", "text.format.schema")
     return ir.ResponseFormat("json_schema", schema=fmt["schema"],
                              name=fmt.get("name") if isinstance(fmt.get("name"), str) else None,
@@ -363,7 +363,7 @@ def _decode_text(raw: Any, extras: dict[str, Any]) -> ir.ResponseFormat | None:
 def _decode_reasoning(raw: Any, extras: dict[str, Any]) -> ir.Reasoning | None:
     if raw is None:
         return None
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, ir.MAPPING):
         raise _bad("reasoning must be an object", "reasoning")
     effort = raw.get("effort")
     # Other codecs turn the level into budgets (formats.reasoning): only known levels pass.
@@ -427,7 +427,7 @@ def _foreign_thinking(request: ir.Request) -> bool:
     r = request.reasoning
     on = r is not None and r.effort != "none" and r.budget != 0 \
         and (r.effort is not None or r.budget is not None)
-    return on and not isinstance(request.extras.get("reasoning"), Mapping)
+    return on and not isinstance(request.extras.get("reasoning"), ir.MAPPING)
 
 
 def _set_scalars(body: dict[str, Any], request: ir.Request) -> None:
@@ -625,7 +625,7 @@ def _encode_reasoning(part: ir.ThinkingPart | ir.RedactedThinkingPart) -> dict[s
 
 
 def _check_response(body: Any) -> None:
-    if not isinstance(body, Mapping):
+    if not isinstance(body, ir.MAPPING):
         raise ProxyError(ErrorKind.UPSTREAM_ERROR, "upstream response is not a JSON object")
 
 
@@ -641,7 +641,7 @@ def decode_response(body: Mapping[str, Any]) -> ir.Response:
     _check_response(body)
     parts = common.parts_from_output(body.get("output"))
     details = body.get("incomplete_details")
-    reason = details.get("reason") if isinstance(details, Mapping) else None
+    reason = details.get("reason") if isinstance(details, ir.MAPPING) else None
     has_call = any(isinstance(p, ir.ToolCallPart) for p in parts)
     stop, native = common.stop_reason_from_wire(body.get("status"), reason, has_call)
     extras = {k: body[k] for k in ("service_tier", "error") if body.get(k) is not None}
@@ -657,7 +657,7 @@ def encode_response(response: ir.Response, ctx: ir.EncodeContext) -> dict[str, A
     error = None
     if status == "failed":
         raw = response.extras.get("error")
-        error = dict(raw) if isinstance(raw, Mapping) else \
+        error = dict(raw) if isinstance(raw, ir.MAPPING) else \
             {"code": "server_error", "message": "The model failed to generate a response."}
     return common.response_object(ctx, resp_id, status,
                                   common.output_items(response.parts, resp_id), response.usage,
@@ -686,7 +686,7 @@ def apply_turn(previous_request_body: Mapping[str, Any], previous_output_items: 
         if body.get(key) is None and previous_request_body.get(key) is not None:
             body[key] = copy.deepcopy(previous_request_body[key])
     transcript = _as_items(previous_request_body.get("input")) + \
-        copy.deepcopy([i for i in previous_output_items if isinstance(i, Mapping)])
+        copy.deepcopy([i for i in previous_output_items if isinstance(i, ir.MAPPING)])
     seen = {_identity(i) for i in transcript} - {None}
     for item in _as_items(body.get("input")):
         if _identity(item) is None or _identity(item) not in seen:
@@ -698,7 +698,7 @@ def apply_turn(previous_request_body: Mapping[str, Any], previous_output_items: 
 def _as_items(raw: Any) -> list[dict[str, Any]]:
     if isinstance(raw, str):
         return [{"type": "message", "role": "user", "content": raw}]
-    return copy.deepcopy([i for i in raw if isinstance(i, Mapping)]) if isinstance(raw, list) else []
+    return copy.deepcopy([i for i in raw if isinstance(i, ir.MAPPING)]) if isinstance(raw, list) else []
 
 
 def _identity(item: Mapping[str, Any]) -> tuple[str, str] | None:
