@@ -78,3 +78,34 @@ def test_peek_reads_what_loads_reads_and_refuses_what_json_refuses():
     assert math.isnan(jsontext.peek("NaN"))  # orjson refuses it, json reads it
     with pytest.raises(json.JSONDecodeError):
         jsontext.peek('{"cut": ')
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES | st.integers(min_value=-(2**80), max_value=2**80).map(lambda n: [n, 1.5e300]))
+def test_loads_bounded_reads_what_the_standard_library_reads(value):
+    text = json.dumps(value)
+    assert jsontext.loads_bounded(text, 128) == json.loads(text)
+    assert jsontext.loads_bounded(text.encode(), 128) == json.loads(text)
+
+
+def test_loads_bounded_keeps_long_integers_and_leaves_long_digit_runs_in_text_to_orjson():
+    big = 2**70
+    assert jsontext.loads_bounded(f'{{"a": [{{"seed": {big}}}], "f": 1e20}}', 8) == \
+        {"a": [{"seed": big}], "f": 1e20}
+    assert type(jsontext.loads_bounded('{"f": 1e20}', 8)["f"]) is float  # a float literal stays
+    assert jsontext.loads_bounded(f'["{"9" * 40}", {-(2**63)}]', 8) == ["9" * 40, -(2**63)]
+    with pytest.raises(ValueError, match="too big"):
+        jsontext.loads_bounded('{"t": 1e999}', 8, parse_float=_finite)
+
+
+@pytest.mark.parametrize("orjson_declines", [False, True])
+def test_loads_bounded_refuses_exactly_what_is_nested_past_the_limit(orjson_declines):
+    extra = ', "c": NaN' if orjson_declines else ""  # NaN: orjson declines, json parses it
+    inside = lambda depth: "[" * (depth - 1) + "]" * (depth - 1)
+    # the object is level 1: an array run inside it of depth-1 levels makes `depth` in all
+    assert jsontext.loads_bounded(f'{{"a": {inside(128)}{extra}}}', 128)["a"]
+    with pytest.raises(jsontext.TooDeep):
+        jsontext.loads_bounded(f'{{"a": {inside(129)}{extra}}}', 128)
+    with pytest.raises(jsontext.TooDeep):
+        jsontext.loads_bounded('[{"x": [[{"y": 1}]]}]', 4)
+    assert jsontext.loads_bounded('[{"x": [[{"y": 1}]]}]', 5) == [{"x": [[{"y": 1}]]}]

@@ -48,23 +48,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, level by level (a hostile body must not exhaust the stack;
-    only containers are visited, so a long conversation costs a few list comprehensions).
-    Stops counting once past the limit."""
-    if type(value) is not dict and type(value) is not list:
-        return 0
-    level, nodes = 1, [value]
-    while level <= _MAX_JSON_DEPTH:
-        below = [child for node in nodes for child in (
-            node.values() if type(node) is dict else node)
-            if type(child) is dict or type(child) is list]
-        if not below:
-            return level
-        nodes, level = below, level + 1
-    return level
-
-
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 `ProxyError` saying what is wrong with it."""
     if not raw.strip():
@@ -72,17 +55,16 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
                          "is required.")
     try:
         text = raw.decode("utf-8")
-        body = jsontext.loads(text, parse_float=_finite, parse_constant=_reject_constant)
+        body = jsontext.loads_bounded(text, _MAX_JSON_DEPTH, parse_float=_finite,
+                                      parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise ProxyError(ErrorKind.INVALID_REQUEST, "The request body is not valid UTF-8.")
-    except RecursionError:
+    except (RecursionError, jsontext.TooDeep):
         raise ProxyError(ErrorKind.INVALID_REQUEST, "The request body is nested too deeply.")
     except ValueError as exc:  # JSONDecodeError, out-of-range numbers, over-long integers
         raise ProxyError(ErrorKind.INVALID_REQUEST, f"The request body is not valid JSON: {exc}")
     if not isinstance(body, dict):
         raise ProxyError(ErrorKind.INVALID_REQUEST, "The request body must be a JSON object.")
-    if _depth(body) > _MAX_JSON_DEPTH:
-        raise ProxyError(ErrorKind.INVALID_REQUEST, "The request body is nested too deeply.")
     return body
 
 
