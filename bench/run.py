@@ -19,7 +19,10 @@ alongside as "bare-simple" and reported for reference.
    (rounds and ratios as for plain requests);
 3. 1,000 concurrent open streams: the daemon's RSS and CPU;
 4. 20 SIGHUP reloads during sustained load: failed requests;
-plus start-up time to READY=1 (best of 3, with the bytecode an installed package has).
+plus start-up time to READY=1 (best of 3, with the bytecode an installed package has), and,
+without a target, the plain lane again with a coding agent's request (``agent``: the ~107 KB
+body of ``micro.agent_request``, 8 connections): where the other lanes send one short message,
+this shows what decoding and encoding a real conversation cost against the bare proxy.
 
 Prints a table and writes bench/results/bench-<UTC time>.json.  ``--quick`` shortens every lane
 (for checking the harness, not for figures).
@@ -47,6 +50,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(HERE))
 
 import loadgen  # noqa: E402
+import micro  # noqa: E402
 from harness import Daemon, free_port  # noqa: E402
 
 KEY = "bench-client-key-0001"
@@ -236,6 +240,35 @@ class Bench:
                   flush=True)
         self.results["plain"] = lane
 
+    def agent(self) -> None:
+        """Plain requests with an agent-size body, in interleaved rounds (no target)."""
+        from cliproxyd.formats import codec
+
+        ir_request = codec("claude").decode_request(micro.agent_request())
+        chat = dict(codec("openai_chat").encode_request(ir_request, model="m"), stream=False)
+        messages = dict(micro.agent_request(), stream=False)
+        targets = [(name, url, path, dict(chat if path.endswith("completions") else messages,
+                                          model=body["model"]), headers)
+                   for name, url, path, body, headers in self.targets()
+                   if name in ("bare", "passthrough", "openai>claude", "anthropic>gemini")]
+        lane: dict = {}
+        for round_ in range(min(self.rounds, 3)):
+            for name, url, path, body, headers in _ordered(targets, round_):
+                cpu = _cpu_seconds(self.pid_of(name))
+                load = wrk(url + path, body, headers, 8, self.secs(4))
+                cpu = _cpu_seconds(self.pid_of(name)) - cpu
+                row = lane.setdefault(name, {"rps": 0.0, "failures": 0, "rps_rounds": [],
+                                             "cpu_us_rounds": [], "p50_ms": 1e9})
+                row["cpu_us_rounds"].append(1e6 * cpu / max(1, load["requests"]))
+                row["failures"] += load["failures"]
+                row["rps"] = max(row["rps"], load["rps"])
+                row["rps_rounds"].append(load["rps"])
+                row["p50_ms"] = min(row["p50_ms"], load["p50_ms"])
+        for name, row in lane.items():
+            print(f"  agent {name:17} {row['rps']:8.0f} req/s  "
+                  f"{statistics.median(row['cpu_us_rounds']):6.0f} us CPU/req", flush=True)
+        self.results["agent"] = lane
+
     def streams(self) -> None:
         lane: dict = {}
         n_ttfb, n_long = (20, 4) if self.quick else (100, 10)
@@ -422,13 +455,21 @@ def report(r: dict) -> str:
     for lane, ratios in r["cpu_vs_bare"].items():
         lines.append(f"  {lane:7} " + "  ".join(f"{name} {value:.3f}"
                                                 for name, value in ratios.items()))
+    if "agent" in r:
+        lines += ["", "A coding agent's request (~107 KB: 151 messages, 20 tools; 8 connections; "
+                  "no target)", f"  {'target':18} {'req/s':>8} {'failed':>7} {'CPU us/req':>11} "
+                  f"{'bare CPU / CPU':>15}"]
+        for name, row in r["agent"].items():
+            lines.append(f"  {name:18} {row['rps']:8.0f} {row['failures']:7d} "
+                         f"{statistics.median(row['cpu_us_rounds']):11.0f} "
+                         f"{paired_ratio(r['agent'], 'bare', 'cpu_us_rounds', name):15.3f}")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short lanes (harness check)")
-    parser.add_argument("--only", default="plain,streams,held,reloads",
+    parser.add_argument("--only", default="plain,agent,streams,held,reloads",
                         help="comma-separated lanes to run")
     parser.add_argument("--rounds", type=int, default=5,
                         help="interleaved rounds per lane: ratios to the bare proxy are the "
@@ -442,7 +483,8 @@ def main() -> int:
     try:
         bench.start()
         print(f"start to READY {bench.results['start_to_ready_s']:.3f} s", flush=True)
-        for lane, run in (("plain", bench.plain), ("streams", bench.streams),
+        for lane, run in (("plain", bench.plain), ("agent", bench.agent),
+                          ("streams", bench.streams),
                           ("held", bench.held_streams), ("reloads", bench.reloads)):
             if lane in lanes:
                 run()
