@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -400,7 +399,7 @@ def _encode_file(part: ir.FilePart) -> dict[str, Any] | None:
 def tool_input(arguments: str) -> dict[str, Any]:
     """A tool call's ``input`` object from its JSON arguments text ({} when not an object)."""
     try:
-        value = json.loads(arguments) if arguments.strip() else {}
+        value = jsontext.loads(arguments) if arguments.strip() else {}
     except ValueError:
         logger.debug("tool call arguments are not JSON; sending {}")
         return {}

@@ -11,18 +11,17 @@ import base64
 import binascii
 import functools
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cliproxyd import jsontext
 from cliproxyd.errors import ErrorKind, ProxyError, google_status_for
 from cliproxyd.formats import ir
 
 logger = logging.getLogger("cliproxyd.formats.gemini")
 
-JSON_SEPARATORS = (",", ":")
 BYPASS_SIGNATURE = "skip_thought_signature_validator"
 
 # ---------------------------------------------------------------------------------------------
@@ -285,8 +284,7 @@ def _call_part(call: Any, ids: CallIds, extras_of, names: Mapping[str, str], whe
     args = args if isinstance(args, ir.MAPPING) else {}
     wire_id = get(call, "id")
     return ir.ToolCallPart(id=ids.call(name, wire_id), name=name,
-                           arguments=json.dumps(args, ensure_ascii=False,
-                                                separators=JSON_SEPARATORS),
+                           arguments=jsontext.dumps(args),
                            extras=extras_of(wire_id))
 
 
@@ -300,9 +298,9 @@ def _result_part(resp: Any, ids: CallIds, extras_of, where: str, err=bad) -> ir.
     if set(body) in ({"result"}, {"error"}) and isinstance(next(iter(body.values())), str):
         text = next(iter(body.values()))  # the shape our encoder gives a plain-text result
     elif is_error:
-        text = json.dumps(body["error"], ensure_ascii=False, separators=JSON_SEPARATORS)
+        text = jsontext.dumps(body["error"])
     else:
-        text = json.dumps(body, ensure_ascii=False, separators=JSON_SEPARATORS)
+        text = jsontext.dumps(body)
     content: list[ir.TextPart | ir.ImagePart] = [ir.TextPart(text)]
     for i, sub in enumerate(get(resp, "parts") or ()):
         blob = get(sub, "inlineData")
@@ -387,7 +385,7 @@ def encode_media(part: ir.ImagePart | ir.FilePart) -> dict[str, Any] | None:
 
 def encode_call(part: ir.ToolCallPart, *, upstream: bool) -> dict[str, Any]:
     try:
-        args = json.loads(part.arguments or "{}")
+        args = jsontext.loads(part.arguments or "{}")
     except ValueError:
         logger.debug("gemini: tool call %s has invalid JSON arguments, sent as {}", part.id)
         args = {}

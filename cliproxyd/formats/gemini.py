@@ -49,12 +49,12 @@ Mapping rules that are not obvious (issue 3; reference §4.0, §4.4, §6, §7.3)
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from cliproxyd import jsontext
 from cliproxyd.formats import ir
 from cliproxyd.formats._gemini_common import (
     BYPASS_SIGNATURE,
@@ -404,7 +404,7 @@ def _encode_result(part: ir.ToolResultPart, names: Mapping[str, str]) -> list[di
     # Several text blocks (an Anthropic tool_result list) are lines, not one run-on word.
     text = "\n".join(p.text for p in part.content if isinstance(p, ir.TextPart))
     try:
-        parsed = json.loads(text) if text.lstrip().startswith("{") else None
+        parsed = jsontext.loads(text) if text.lstrip().startswith("{") else None
     except ValueError:
         parsed = None
     value: Any = parsed if isinstance(parsed, dict) else text

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
+from cliproxyd import jsontext
 from cliproxyd.errors import ErrorKind, ProxyError
 from cliproxyd.formats import _openai_responses_common as common
 from cliproxyd.formats import ir
@@ -580,7 +580,7 @@ def _encode_tool_call(part: ir.ToolCallPart) -> dict[str, Any]:
 
 def _custom_input(arguments: str) -> str:
     try:
-        value = json.loads(arguments)
+        value = jsontext.loads(arguments)
     except ValueError:
         return arguments
     return value["input"] if isinstance(value, dict) and isinstance(value.get("input"), str) \
