@@ -6,7 +6,7 @@ so they are what the optimisation commits quote.
    Microseconds of CPU per upstream chunk, best of several repeats, for each client ← upstream
    pair.
 2. A coding agent's request (``agent_request``: a long system prompt, 20 tools, 151 messages with
-   tool calls and results, about 85 KB of JSON), where the socket lanes send one short message:
+   tool calls and results, about 107 KB of JSON), where the socket lanes send one short message:
    microseconds of CPU to parse the body, to decode it in each client format and to encode it
    for each upstream format.  What the bare proxy does with such a body is the parse.
 

@@ -132,11 +132,9 @@ _ABSENT = object()
 
 
 def get(obj: Any, key: str, default: Any = None) -> Any:
-    """``obj[key]`` accepting the snake_case spelling too (the REST API takes both).
-
-    Called for every field of every part: parsed JSON is a plain dict, so that is checked first
-    (the Mapping ABC's check costs five times as much)."""
-    if type(obj) is not dict and not isinstance(obj, ir.MAPPING):
+    """``obj[key]`` accepting the snake_case spelling too (the REST API takes both); one lookup
+    when the key is there as spelled."""
+    if not isinstance(obj, ir.MAPPING):
         return default
     value = obj.get(key, _ABSENT)
     if value is _ABSENT:
@@ -317,7 +315,7 @@ def _result_part(resp: Any, ids: CallIds, extras_of, where: str, err=bad) -> ir.
 def decode_part(part: Any, ids: CallIds, where: str, *, names: Mapping[str, str] = ir.EMPTY,
                 err=bad) -> ir.Part | None:
     """One wire part → IR part (None for kinds the IR does not model)."""
-    if type(part) is not dict and not isinstance(part, ir.MAPPING):
+    if not isinstance(part, ir.MAPPING):
         raise err(f"{where} must be an object", where)
     field = _reader(part)
     text = field("text")
