@@ -58,20 +58,25 @@ _ID_PREFIX = {"openai_chat": "chatcmpl-", "claude": "msg_", "openai_responses": 
 
 @dataclass(frozen=True)
 class ClientSide:
-    """How to read the client's request and answer it: its codec's functions."""
+    """How to read the client's request and answer it: its codec's functions.  ``head`` reads
+    only the model and stream flag, for requests that may pass through undecoded; a side
+    without it (``passthrough`` False) is always decoded."""
 
     format: str
     decode: Callable[[Mapping[str, Any], str | None], ir.Request]
     encode_response: Callable[[ir.Response, ir.EncodeContext], dict]
     stream_encoder: Callable[[ir.EncodeContext], Any]
     passthrough: bool = True
+    head: Callable[[Mapping[str, Any], str | None], tuple[str, bool]] | None = None
 
     @classmethod
+    @functools.cache
     def of(cls, fmt: str) -> "ClientSide":
         """The client side of format ``fmt`` (a codec name)."""
         module = codec(fmt)
         return cls(fmt, lambda body, model: module.decode_request(body, model=model),
-                   module.encode_response, module.StreamEncoder)
+                   module.encode_response, module.StreamEncoder,
+                   head=lambda body, model: module.decode_request_head(body, model=model))
 
     @classmethod
     def legacy_completions(cls) -> "ClientSide":
@@ -149,16 +154,64 @@ class Outcome:
     failures: list[tuple[str, ProxyError]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class _Plan:
-    client: ClientSide
-    body: Mapping[str, Any]
-    request: ir.Request
-    model: str  # base model, suffix removed: what routing sees
-    suffix: bool
-    stream: bool
-    ctx: ir.EncodeContext
-    client_headers: Mapping[str, str] = field(default_factory=dict)
+    """One request as the pipeline reads it.  The model and stream flag are read at once (they
+    route the request); the IR request is decoded when first needed.  A request passed through
+    to an upstream of its own format never needs it: its body goes upstream as it came, and
+    decoding a coding agent's conversation cost more than the rest of its passthrough."""
+
+    def __init__(self, client: ClientSide, body: Mapping[str, Any], url_model: str | None,
+                 stream: bool | None, client_headers: Mapping[str, str], created: int) -> None:
+        self.client, self.body, self.client_headers = client, body, client_headers
+        self._url_model, self._stream = url_model, stream
+        self._request: ir.Request | None = None
+        self._ctx: ir.EncodeContext | None = None
+        if client.head is None:
+            asked, body_stream = self.request.model, self.request.stream
+        else:
+            asked, body_stream = client.head(body, url_model)
+        self.asked = asked  # the model as the client named it, suffix and all
+        self.stream = body_stream if stream is None else stream
+        self.model, self.reasoning = split_model_suffix(asked)  # base model: what routing sees
+        self.suffix = self.reasoning is not None
+        self.created = created
+        # Response ids need to be unique, not secret: no os.urandom call per request.
+        self.response_id = f"{_ID_PREFIX.get(client.format, '')}{random.getrandbits(96):024x}"
+
+    @property
+    def request(self) -> ir.Request:
+        """The IR request (see `decode`)."""
+        return self.decode()
+
+    def decode(self) -> ir.Request:
+        """The IR request, decoded now if it was not yet (400 `ProxyError` for a bad body)."""
+        if self._request is None:
+            request = self.client.decode(self.body, self._url_model)
+            if self._stream is not None:
+                request = replace(request, stream=self._stream)
+            reasoning = split_model_suffix(request.model)[1]
+            if reasoning is not None:
+                request = replace(request, reasoning=reasoning)
+            self._request = request
+        return self._request
+
+    @property
+    def ctx(self) -> ir.EncodeContext:
+        """What the client's encoders need.  Its request is the IR request where it decodes; a
+        body passed through that our codec would have refused (the upstream accepted it) is
+        echoed as its model and stream flag only."""
+        if self._ctx is None:
+            try:
+                request = self.request
+            except ProxyError:
+                request = ir.Request(model=self.asked, messages=(), stream=self.stream)
+            self._ctx = ir.EncodeContext(model=self.asked, created=self.created,
+                                         response_id=self.response_id, request=request)
+        return self._ctx
+
+    def passes_through(self, fmt: str) -> bool:
+        """Whether the body goes unchanged (but for the model) to an upstream speaking ``fmt``."""
+        return self.client.passthrough and fmt == self.client.format and not self.suffix
 
 
 class Pipeline:
@@ -182,9 +235,11 @@ class Pipeline:
 
         ``client_headers`` are the client's request headers: a provider with a
         ``with_client_headers`` method forwards the ones it knows (Claude: anthropic-beta)."""
-        plan = self._plan(client, body, url_model, stream, client_headers or {})
-        outcome = self.outcome = Outcome(model=plan.request.model)  # kept for failure metrics
+        plan = _Plan(client, body, url_model, stream, client_headers or {}, int(self.wall()))
+        outcome = self.outcome = Outcome(model=plan.asked)  # kept for failure metrics
         candidates = self.runtime.registry.resolve(plan.model)
+        if not all(plan.passes_through(provider_for(cred.kind).format) for cred, _ in candidates):
+            plan.decode()  # a body we cannot translate is the client's 400 before any attempt
         tried: list[str] = []
         last: ProxyError | None = None
         for _ in range(1 + max(0, self.runtime.config.request_retry)):
@@ -214,22 +269,6 @@ class Pipeline:
         assert last is not None  # resolve() found candidates, so at least one attempt ran
         raise last
 
-    def _plan(self, client: ClientSide, body: Mapping[str, Any], url_model: str | None,
-              stream: bool | None, client_headers: Mapping[str, str]) -> _Plan:
-        request = client.decode(body, url_model)
-        if stream is not None:
-            request = replace(request, stream=stream)
-        base, reasoning = split_model_suffix(request.model)
-        if reasoning is not None:
-            request = replace(request, reasoning=reasoning)
-        # Response ids need to be unique, not secret: no os.urandom call per request.
-        ctx = ir.EncodeContext(model=request.model, created=int(self.wall()),
-                               response_id=f"{_ID_PREFIX.get(client.format, '')}"
-                                           f"{random.getrandbits(96):024x}",
-                               request=request)
-        return _Plan(client, body, request, base, reasoning is not None, request.stream, ctx,
-                     client_headers)
-
     def _pick(self, model: str, candidates: list, tried: list[str],
               last: ProxyError | None) -> tuple[Credential, str] | None:
         try:
@@ -251,8 +290,7 @@ class Pipeline:
                        outcome: Outcome) -> None:
         provider = provider_for(cred.kind)
         upstream = codec(provider.format)
-        passthrough = plan.client.passthrough and provider.format == plan.client.format \
-            and not plan.suffix
+        passthrough = plan.passes_through(provider.format)
         body = self._upstream_body(plan, upstream, passthrough, upstream_model, cred.kind)
         upstream_stream = plan.stream or getattr(provider, "stream_only", False) \
             or cred.stream_only  # e.g. a ChatGPT (Codex OAuth) account
@@ -333,7 +371,7 @@ class Pipeline:
         if passthrough and isinstance(body, dict):
             for key in ("model", "modelVersion"):  # Gemini's answers name it modelVersion
                 if key in body:
-                    body[key] = plan.request.model
+                    body[key] = plan.asked
             outcome.body = body
         else:
             assert decoded is not None  # watched answers are dicts, passed through above
@@ -460,9 +498,11 @@ class _Relay:
             else None
         self._watching = watcher is not None
         self.decoder = watcher() if watcher is not None else upstream.StreamDecoder(**options)
-        self.encoder = plan.client.stream_encoder(plan.ctx) if plan.stream else None
+        # Passthrough: made only if an error has to be rendered (it needs the IR request).
+        self.encoder = plan.client.stream_encoder(plan.ctx) if plan.stream and not passthrough \
+            else None
         self.collector = None if plan.stream else aggregate.Collector(
-            response_id=plan.ctx.response_id, model=plan.request.model)
+            response_id=plan.response_id, model=plan.asked)
         self.usage = ir.Usage()
         self.abort: ProxyError | None = None
         self.stream_error: ProxyError | None = None
@@ -510,7 +550,7 @@ class _Relay:
     def _events(self, events: list[sse.Event], ending: bool) -> Awaitable[None] | None:
         decoded: list[ir.StreamEvent] = []
         raw: list[sse.Event] = []
-        decoder, passthrough, asked = self.decoder, self.passthrough, self.plan.request.model
+        decoder, passthrough, asked = self.decoder, self.passthrough, self.plan.asked
         failed = False
         for event in events:
             out = decoder.feed(event)
@@ -576,7 +616,8 @@ class _Relay:
         return self._emit_wire(wire, ending or error is not None)
 
     def _encode(self, decoded: list[ir.StreamEvent]) -> list[sse.Event]:
-        assert self.encoder is not None
+        if self.encoder is None:
+            self.encoder = self.plan.client.stream_encoder(self.plan.ctx)
         if self.passthrough and self._opening is not None:
             self.encoder.feed(self._opening)  # the client has it already (as upstream bytes)
             self._opening = None

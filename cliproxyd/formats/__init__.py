@@ -50,6 +50,13 @@ class Codec(Protocol):
         Raises `ProxyError` (invalid_request) for a body the format does not allow."""
         ...
 
+    def decode_request_head(self, body: Mapping[str, Any], *,
+                            model: str | None = None) -> tuple[str, bool]:
+        """(model, stream) of a client body, with `decode_request`'s checks of those two: what
+        a request passed through to an upstream of the same format needs (the rest of the body
+        is then the upstream's to judge, and is decoded only if the IR is needed after all)."""
+        ...
+
     def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
         """IR → upstream body, asking for ``model`` (the upstream's name for it)."""
         ...

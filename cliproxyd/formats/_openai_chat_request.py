@@ -59,13 +59,20 @@ REASONING_EFFORTS = frozenset(
 # decode
 
 
-def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
-    """Client Chat Completions body → IR request (400 `ProxyError` for bodies Chat rejects)."""
+def decode_request_head(body: Mapping[str, Any], *, model: str | None = None) -> tuple[str, bool]:
+    """(model, stream) of a client Chat Completions body, checked as `decode_request` checks
+    them: all a request passed through to a Chat upstream needs before it is sent."""
     if not isinstance(body, ir.MAPPING):
         raise invalid("request body must be a JSON object")
     name = model if model is not None else body.get("model")
     if not isinstance(name, str) or not name:
         raise invalid("'model' is required and must be a string", "model")
+    return name, bool(opt_bool(body, "stream"))
+
+
+def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
+    """Client Chat Completions body → IR request (400 `ProxyError` for bodies Chat rejects)."""
+    name, stream = decode_request_head(body, model=model)
     n = opt_int(body, "n")
     if n is not None and n != 1:
         raise invalid("'n' must be 1: only one choice per request is supported", "n")
@@ -82,7 +89,7 @@ def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.R
         presence_penalty=opt_number(body, "presence_penalty"),
         frequency_penalty=opt_number(body, "frequency_penalty"),
         response_format=_decode_response_format(body.get("response_format")),
-        reasoning=_decode_reasoning(body), stream=bool(opt_bool(body, "stream")),
+        reasoning=_decode_reasoning(body), stream=stream,
         user=opt_str(body, "user"), metadata=_decode_metadata(body.get("metadata")),
         extras=_decode_extras(body),
     )

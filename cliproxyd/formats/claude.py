@@ -68,6 +68,7 @@ __all__ = [
     "StreamWatcher",
     "decode_count_tokens_response",
     "decode_request",
+    "decode_request_head",
     "decode_response",
     "encode_count_tokens_request",
     "encode_count_tokens_response",
@@ -254,19 +255,26 @@ def _request_extras(body: Mapping[str, Any], server_tools: list[Any]) -> Mapping
     return freeze(extras)
 
 
-def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
-    """A client's Messages (or count_tokens) body → IR request.  ``max_tokens`` is optional."""
+def decode_request_head(body: Mapping[str, Any], *, model: str | None = None) -> tuple[str, bool]:
+    """(model, stream) of a client's Messages body, checked as `decode_request` checks them:
+    all a request passed through to a Claude upstream needs before it is sent."""
     if not isinstance(body, ir.MAPPING):
         raise bad("request body must be a JSON object")
     model = model or body.get("model")
     if not isinstance(model, str) or not model:
         raise bad("model: field required", "model")
-    tools, server_tools = _decode_tools(body.get("tools"))
-    tool_choice, parallel = _decode_tool_choice(body.get("tool_choice"))
-    user, metadata = _decode_metadata(body.get("metadata"))
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise bad("stream: must be a boolean", "stream")
+    return model, stream
+
+
+def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
+    """A client's Messages (or count_tokens) body → IR request.  ``max_tokens`` is optional."""
+    model, stream = decode_request_head(body, model=model)
+    tools, server_tools = _decode_tools(body.get("tools"))
+    tool_choice, parallel = _decode_tool_choice(body.get("tool_choice"))
+    user, metadata = _decode_metadata(body.get("metadata"))
     return ir.Request(
         model=model, messages=_decode_messages(body.get("messages")),
         system=_decode_system(body.get("system")), tools=tools, tool_choice=tool_choice,

@@ -81,7 +81,7 @@ from cliproxyd.formats.gemini_schema import clean, to_json_schema
 from cliproxyd.formats.reasoning import level_to_budget
 
 __all__ = [
-    "decode_request", "encode_request", "decode_response", "watch_response", "encode_response",
+    "decode_request", "decode_request_head", "encode_request", "decode_response", "watch_response", "encode_response",
     "render_error",
     "StreamDecoder", "StreamEncoder", "StreamWatcher", "stop_reason_from_gemini",
     "finish_reason_for",
@@ -100,12 +100,19 @@ logger = logging.getLogger(__name__)
 _ROLES = {"user": "user", "function": "user", "model": "assistant", None: "user", "": "user"}
 
 
-def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
-    """A Gemini ``GenerateContentRequest`` → IR (``model`` comes from the URL)."""
+def decode_request_head(body: Mapping[str, Any], *, model: str | None = None) -> tuple[str, bool]:
+    """(model, stream) of a ``GenerateContentRequest``, as `decode_request` reads them: all a
+    request passed through to a Gemini upstream needs before it is sent.  The stream flag is
+    always False: the method in the URL says it."""
     if not isinstance(body, ir.MAPPING):
         raise bad("request body must be a JSON object", "body")
     body_model = body.get("model") if isinstance(body.get("model"), str) else ""
-    fields: dict[str, Any] = {"model": _model_name(model or body_model)}
+    return _model_name(model or body_model), False
+
+
+def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
+    """A Gemini ``GenerateContentRequest`` → IR (``model`` comes from the URL)."""
+    fields: dict[str, Any] = {"model": decode_request_head(body, model=model)[0]}
     fields["messages"] = _decode_contents(get(body, "contents"))
     fields["system"] = _decode_system(get(body, "systemInstruction"))
     tools, extra_tools = _decode_tools(get(body, "tools"))

@@ -13,6 +13,7 @@ exports the `Codec` protocol names.  The work is split by concern into private s
 Public API::
 
     decode_request(body, *, model=None) -> ir.Request        # 400 ProxyError for bad bodies
+    decode_request_head(body, *, model=None) -> (model, stream)  # the same checks, for passthrough
     encode_request(request, *, model) -> dict                # upstream body; stream → include_usage
     decode_response(body) -> ir.Response                     # ProxyError if body is an error
     watch_response(body) -> ir.Usage                         # passthrough: checks, usage only
@@ -54,7 +55,11 @@ from cliproxyd.formats._openai_chat_legacy import (
     decode_legacy_request,
     encode_legacy_response,
 )
-from cliproxyd.formats._openai_chat_request import decode_request, encode_request
+from cliproxyd.formats._openai_chat_request import (
+    decode_request,
+    decode_request_head,
+    encode_request,
+)
 from cliproxyd.formats._openai_chat_stream import (
     StreamDecoder,
     StreamEncoder,
@@ -63,7 +68,7 @@ from cliproxyd.formats._openai_chat_stream import (
 )
 
 __all__ = [
-    "decode_request", "encode_request", "decode_response", "watch_response", "encode_response",
+    "decode_request", "decode_request_head", "encode_request", "decode_response", "watch_response", "encode_response",
     "render_error",
     "StreamDecoder", "StreamEncoder", "StreamWatcher", "decode_legacy_request",
     "encode_legacy_response",

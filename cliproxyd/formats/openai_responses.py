@@ -37,7 +37,7 @@ from cliproxyd.formats._openai_chat_common import openai_user
 from cliproxyd.formats._openai_responses_common import render_error
 from cliproxyd.formats._openai_responses_stream import StreamDecoder, StreamEncoder, StreamWatcher
 
-__all__ = ["decode_request", "encode_request", "decode_response", "watch_response",
+__all__ = ["decode_request", "decode_request_head", "encode_request", "decode_response", "watch_response",
            "encode_response", "render_error", "StreamDecoder", "StreamEncoder", "StreamWatcher", "apply_turn",
            "stop_reason_from_wire", "status_for_stop", "usage_from_wire", "usage_to_wire"]
 
@@ -73,13 +73,20 @@ def _bad(message: str, param: str) -> ProxyError:
 # Request decoding
 
 
-def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
-    """A Responses request body → IR.  Raises ProxyError(invalid_request) for a bad body."""
+def decode_request_head(body: Mapping[str, Any], *, model: str | None = None) -> tuple[str, bool]:
+    """(model, stream) of a Responses request body, checked as `decode_request` checks them:
+    all a request passed through to a Responses upstream needs before it is sent."""
     if not isinstance(body, ir.MAPPING):
         raise _bad("request body must be a JSON object", "body")
     model = model or body.get("model")
     if not isinstance(model, str) or not model:
         raise _bad("you must provide a model parameter", "model")
+    return model, bool(_opt(body, "stream", bool))
+
+
+def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.Request:
+    """A Responses request body → IR.  Raises ProxyError(invalid_request) for a bad body."""
+    model, stream = decode_request_head(body, model=model)
     raw_input = body.get("input")
     system, messages = _decode_input([] if raw_input is None else raw_input)
     instructions = body.get("instructions")
@@ -101,7 +108,7 @@ def decode_request(body: Mapping[str, Any], *, model: str | None = None) -> ir.R
         max_output_tokens=_opt(body, "max_output_tokens", int),
         temperature=_opt_number(body, "temperature"), top_p=_opt_number(body, "top_p"),
         response_format=response_format, reasoning=reasoning,
-        stream=bool(_opt(body, "stream", bool)), user=_opt(body, "user", str),
+        stream=stream, user=_opt(body, "user", str),
         metadata=dict(_opt(body, "metadata", Mapping) or {}), extras=extras)
 
 

@@ -264,6 +264,45 @@ def test_bad_bodies_are_400_in_each_format(daemon, fresh, body, fragment):
             assert err["type"] == "invalid_request_error"
 
 
+def test_passthrough_leaves_the_body_to_the_upstream(daemon, fresh):
+    """A Chat body our codec would refuse (``n`` 2, an unknown message role) goes to a Chat
+    upstream as it came, but for the model; its answer reaches the client."""
+    _, fake = fresh
+    d = daemon({"api-keys": [KEY], "openai-compatibility": [
+        {"name": "compat", "base-url": fake.base_url + "/v1",
+         "api-key-entries": [{"api-key": "key-compat-0001"}],
+         "models": [{"name": "up-model", "alias": "shared"}]}]})
+    messages = [{"role": "developer-note", "content": "kept"}, {"role": "user", "content": "hi"}]
+    r = d.request("POST", "/v1/chat/completions", headers=AUTH,
+                  json_body={"model": "shared", "messages": messages, "n": 2})
+    assert r.status == 200, r.body[:300]
+    assert r.json()["model"] == "shared"
+    sent = fake.requests[-1].body
+    assert (sent["model"], sent["n"], sent["messages"]) == ("up-model", 2, messages)
+    # What routing reads is still checked by us, in the client's format.
+    r = d.request("POST", "/v1/chat/completions", headers=AUTH,
+                  json_body={"model": "shared", "messages": messages, "stream": "yes"})
+    assert r.status == 400 and r.json()["error"]["param"] == "stream"
+    assert len(fake.requests) == 1
+
+
+def test_a_body_to_translate_is_checked_before_any_attempt(daemon, fresh):
+    """When any credential for the model speaks another format, the body is decoded up front:
+    one we cannot translate is the client's 400, and no credential is tried (or cooled)."""
+    claude, compat = fresh
+    d = daemon({"api-keys": [KEY], "openai-compatibility": [
+                    {"name": "compat", "base-url": compat.base_url + "/v1",
+                     "api-key-entries": [{"api-key": "key-compat-0001"}],
+                     "models": [{"name": "up-model", "alias": "shared"}]}],
+                "claude-api-key": [{"api-key": "key-claude-0001", "base-url": claude.base_url,
+                                    "models": [{"name": "claude-sonnet-4-5", "alias": "shared"}]}]})
+    for _ in range(4):  # round robin: each credential's turn comes
+        r = chat(d, "shared", n=2)
+        assert r.status == 400 and r.json()["error"]["param"] == "n"
+    assert compat.requests == [] and claude.requests == []
+    assert chat(d, "shared").status == 200  # nobody was cooled down by the client's mistake
+
+
 def test_oversized_body_is_a_readable_413_and_nothing_goes_upstream(daemon, fresh):
     fake, _ = fresh
     d = daemon({"api-keys": [KEY], "max-body-size": 4096,

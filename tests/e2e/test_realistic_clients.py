@@ -679,7 +679,7 @@ def test_chat_app_to_codex(stack, upstream):
     assert body["reasoning"] == {"effort": "low"} and body["max_output_tokens"] == 4000
 
 
-@pytest.mark.parametrize("kind", ALL)
+@pytest.mark.parametrize("kind", [kind for kind in ALL if kind != "openai"])
 def test_chat_app_n_2_is_a_clear_400(stack, upstream, kind):
     daemon, _ = stack
     fake = upstream(kind)
@@ -688,6 +688,15 @@ def test_chat_app_n_2_is_a_clear_400(stack, upstream, kind):
     assert caught.value.status_code == 400
     assert caught.value.body["param"] == "n" and "n" in caught.value.body["message"]
     assert fake.requests == []  # nothing went upstream
+
+
+def test_chat_app_n_2_passes_through_to_a_chat_upstream(stack, upstream):
+    """Only a translation needs one choice: a Chat upstream gets ``n`` as the client sent it."""
+    daemon, _ = stack
+    fake = upstream("openai")
+    answer = chat_turn(daemon, KIND_ALIAS["openai"], n=2)
+    assert answer.choices[0].message.content
+    assert fake.requests[-1].body["n"] == 2
 
 
 @pytest.mark.parametrize("kind", ALL)

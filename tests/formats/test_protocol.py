@@ -11,8 +11,8 @@ from cliproxyd import formats
 from cliproxyd.errors import ProxyError
 from cliproxyd.formats import Codec, StreamDecoderProto, StreamEncoderProto
 
-FUNCTIONS = ("decode_request", "encode_request", "decode_response", "encode_response",
-             "render_error")
+FUNCTIONS = ("decode_request", "decode_request_head", "encode_request", "decode_response",
+             "encode_response", "render_error")
 P = inspect.Parameter
 POSITIONAL = (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)
 
