@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import functools
 import hashlib
 import logging
 import os
@@ -85,6 +86,17 @@ def _hash_columns(ts_us: int, api: str, model: str, source: str, auth_index: str
                   *tokens: int) -> int:
     """`_hash` of a stored detail's key columns (an SQL function for `UsageStore.prune`)."""
     return _hash(UsageRecord(ts_us, api, model, source, auth_index, bool(failed), *tokens))
+
+
+_WIDTH = _COLUMNS.count(",") + 1
+_MAX_ROWS = 256  # x 14 parameters, well under SQLite's limit of 32,766 per statement
+
+
+@functools.lru_cache(maxsize=None)
+def _insert_sql(rows: int) -> str:
+    """The INSERT of ``rows`` details (a power of two up to _MAX_ROWS)."""
+    one = "(" + ", ".join("?" * _WIDTH) + ")"
+    return f"INSERT INTO details ({_COLUMNS}) VALUES " + ", ".join([one] * rows)
 
 
 def _row(rec: UsageRecord) -> tuple:
@@ -294,9 +306,19 @@ class UsageStore:
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, records: Iterable[UsageRecord]) -> None:
-        conn.executemany(f"INSERT INTO details ({_COLUMNS}) VALUES "
-                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         [_row(r) for r in records])
+        # Many rows per statement: the sqlite3 module gives up and takes back the GIL around
+        # every statement step, and each time it must wait for the busy IOLoop thread; with one
+        # row per step that cost the daemon more CPU than the insert itself.  Batches are cut
+        # into power-of-two sizes so a handful of statement texts serve (and stay cached).
+        values = [value for rec in records for value in _row(rec)]
+        rows, at = len(values) // _WIDTH, 0
+        size = _MAX_ROWS
+        while rows:
+            while size > rows:
+                size //= 2
+            conn.execute(_insert_sql(size), values[at:at + size * _WIDTH])
+            at += size * _WIDTH
+            rows -= size
 
     @staticmethod
     def _job(conn: sqlite3.Connection, job: Callable, future: concurrent.futures.Future | None) -> None:

@@ -42,6 +42,20 @@ def test_records_are_readable_after_they_are_handed_over(tmp_path):
         store.close()
 
 
+def test_a_batch_of_any_size_is_written_whole_and_in_order(tmp_path):
+    """Records go in as multi-row INSERTs cut in power-of-two sizes: every size and order kept."""
+    path = str(tmp_path / "u.sqlite")
+    store = UsageStore(path, 30)
+    start, count = now_us(), 256 + 128 + 64 + 7  # 455 rows: five statement sizes
+    for i in range(count):
+        store.record(rec(start + i, model=f"m{i % 3}", input_tokens=i, failed=i % 5 == 0))
+    store.close()
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT ts_us, model, input, failed, total FROM details ORDER BY id").fetchall()
+    conn.close()
+    assert rows == [(start + i, f"m{i % 3}", i, int(i % 5 == 0), i + 5) for i in range(count)]
+
+
 def test_data_survives_close_and_reopen(tmp_path):
     path = str(tmp_path / "state" / "u.sqlite")
     store = UsageStore(path, 30)
