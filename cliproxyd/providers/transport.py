@@ -448,7 +448,31 @@ class _CurlClient(CurlAsyncHTTPClient):
         # Tornado creates every handle up front and queues a transfer beyond them until one
         # is free; we start with a few and create more as transfers need them, up to the cap.
         self._max_transfers = max_clients
+        self._due_now = False  # the pending libcurl timer is a call_soon, not a timer
+        self._aio = IOLoop.current().asyncio_loop  # type: ignore[attr-defined]
         super().initialize(max_clients=min(max_clients, _FIRST_HANDLES), **kwargs)
+
+    def _set_timeout(self, msecs: int) -> None:
+        """libcurl's timer callback (``M_TIMERFUNCTION``), and ours to ask for a socket_action.
+
+        Tornado's version re-arms an IOLoop timeout on every call, through its wrappers, and
+        turns libcurl's -1 ("delete the timer") into one that fires at once; libcurl calls this
+        five times for a request on a kept-alive connection.  Here: -1 deletes, 0 is one
+        call_soon (a second 0 while it is pending changes nothing), any other value a timer.
+        Tornado's ``close`` and ``_handle_timeout`` work on the handle as before (``cancel``,
+        and ``_timeout = None`` when it runs)."""
+        pending = self._timeout
+        if pending is not None:
+            if msecs == 0 and self._due_now:
+                return
+            pending.cancel()  # type: ignore[attr-defined]
+        if msecs < 0:
+            self._timeout = None
+        elif msecs == 0:
+            self._timeout, self._due_now = self._aio.call_soon(self._handle_timeout), True
+        else:
+            self._timeout = self._aio.call_later(msecs / 1000.0, self._handle_timeout)
+            self._due_now = False
 
     def submit(self, call: UpstreamCall) -> None:
         """Start ``call``'s transfer, or queue it until a handle is free.  Tornado's ``fetch``

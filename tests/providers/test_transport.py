@@ -476,6 +476,32 @@ def test_connections_are_kept_alive_between_requests():
     assert len(set(peers)) == 1  # one client port: the same connection, reused
 
 
+def test_libcurl_timer_requests_map_to_one_pending_callback_or_none():
+    """libcurl's timer callback: -1 deletes the timer (Tornado's client armed one that fired
+    at once), 0 runs libcurl soon (once, however often asked), any other value arms a timer
+    that replaces the last; an idle client is left with nothing pending."""
+
+    async def scenario(t, base, state):
+        await t.send(wire(base + "/peer"), connect_timeout=5, first_byte_timeout=LONG,
+                     idle_timeout=LONG)
+        client = t._curl_client()
+        idle = client._timeout
+        client._set_timeout(0)
+        soon = client._timeout
+        client._set_timeout(0)
+        same = client._timeout is soon
+        client._set_timeout(60_000)
+        later = client._timeout
+        delay = later.when() - asyncio.get_running_loop().time()
+        client._set_timeout(-1)
+        return idle, same, soon.cancelled(), later.cancelled(), delay, client._timeout
+
+    idle, same, soon_cancelled, later_cancelled, delay, deleted = run(scenario)
+    assert idle is None and deleted is None
+    assert same and soon_cancelled and later_cancelled
+    assert 59 < delay <= 60
+
+
 def test_a_cancelled_transfer_is_not_pooled():
     async def scenario(t, base, state):
         got_first = asyncio.Event()
