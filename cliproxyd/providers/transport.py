@@ -474,6 +474,37 @@ class _CurlClient(CurlAsyncHTTPClient):
             self._timeout = self._aio.call_later(msecs / 1000.0, self._handle_timeout)
             self._due_now = False
 
+    def _handle_socket(self, event: int, fd: int, multi: Any, data: Any) -> None:
+        """libcurl's socket callback (``M_SOCKETFUNCTION``): which of its sockets to watch.
+
+        As Tornado's, a socket's watch is always removed and added again, never changed in
+        place (libcurl may close a socket and open another with the same number without
+        saying so in between, and an in-place change of a closed descriptor fails in the
+        poller), but straight on the asyncio loop: Tornado's add_handler and remove_handler
+        keep their own tables and wrap every ready event in one more call, on two sockets
+        (the connection and libcurl's wake-up pipe) of every request."""
+        aio, fds = self._aio, self._fds
+        watched = fds.pop(fd, None)
+        if watched is not None:
+            if watched & _READ:
+                aio.remove_reader(fd)
+            if watched & _WRITE:
+                aio.remove_writer(fd)
+        if event == pycurl.POLL_REMOVE:
+            return
+        wanted = _POLL_EVENTS[event]
+        if wanted & _READ:
+            aio.add_reader(fd, self._handle_events, fd, _READ)
+        if wanted & _WRITE:
+            aio.add_writer(fd, self._handle_events, fd, _WRITE)
+        fds[fd] = wanted
+
+    def close(self) -> None:
+        """Stop watching libcurl's sockets (Tornado's close leaves them), then close."""
+        for fd in list(self._fds):
+            self._handle_socket(pycurl.POLL_REMOVE, fd, None, None)
+        super().close()
+
     def submit(self, call: UpstreamCall) -> None:
         """Start ``call``'s transfer, or queue it until a handle is free.  Tornado's ``fetch``
         is not used: its request and response objects, future and timing dictionary were a
@@ -557,6 +588,11 @@ class _CurlClient(CurlAsyncHTTPClient):
         connection rather than pool it."""
         self._finish(curl, pycurl.E_ABORTED_BY_CALLBACK, reason)
         self._process_queue()  # a handle is free again
+
+
+_READ, _WRITE = IOLoop.READ, IOLoop.WRITE
+_POLL_EVENTS = {pycurl.POLL_NONE: 0, pycurl.POLL_IN: _READ, pycurl.POLL_OUT: _WRITE,
+                pycurl.POLL_INOUT: _READ | _WRITE}
 
 
 def _header_lines(headers: Mapping[str, str]) -> list[bytes]:

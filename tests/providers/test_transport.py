@@ -284,6 +284,30 @@ def test_cancel_closes_the_upstream_connection_within_a_second():
     assert err.code == CODE_CANCELLED and err.status == 499
 
 
+def test_sockets_are_watched_while_in_use_and_released_on_close():
+    """libcurl's sockets are registered on the asyncio loop directly: the connection of a
+    waiting transfer is watched for reading, and closing the transport lets every one go."""
+    watched = {}
+
+    async def scenario(t, base, state):
+        got_first = asyncio.Event()
+        t.start(wire(base + "/stall-mid"), connect_timeout=5, first_byte_timeout=LONG,
+                idle_timeout=LONG, on_chunk=lambda c: got_first.set())
+        await asyncio.wait_for(got_first.wait(), LONG)
+        client = t._curl_client()
+        watched.update(client._fds)
+        loop = asyncio.get_running_loop()
+        readers = [fd for fd in watched if loop.remove_reader(fd)]
+        for fd in readers:  # put them back as found: the transfer goes on
+            loop.add_reader(fd, client._handle_events, fd, 1)
+        t.close()
+        return readers, client._fds, [fd for fd in readers if loop.remove_reader(fd)]
+
+    readers, after_close, still_watched = run(scenario)
+    assert readers and 1 in watched.values()  # at least the connection, for reading
+    assert after_close == {} and still_watched == []
+
+
 def test_cancelling_the_awaiting_task_aborts_the_request():
     async def scenario(t, base, state):
         task = asyncio.ensure_future(t.send(wire(base + "/stall"), connect_timeout=5,
