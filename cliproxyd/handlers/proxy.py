@@ -82,6 +82,7 @@ class _ClientSink(SinkBase):
         self._array = sse.JSONArrayWriter() if framing == "json_array" else None
         self._timer: object | None = None
         self._last_write = 0.0
+        self._loop = IOLoop.current()  # looked up once: `_flush` runs for every chunk
 
     def client_gone(self) -> None:
         self._stop_keepalive()
@@ -118,7 +119,7 @@ class _ClientSink(SinkBase):
     def _flush(self) -> Awaitable[None] | None:
         """Flush; an awaitable only while the socket is full.  Most flushes complete at once, and
         this runs for every chunk of every stream: no coroutine for those."""
-        self._last_write = IOLoop.current().time()
+        self._last_write = self._loop.time()
         try:
             written = self.handler.flush()
         except StreamClosedError:
@@ -151,8 +152,8 @@ class _ClientSink(SinkBase):
 
     def _arm_keepalive(self) -> None:
         if self.keepalive > 0 and self._array is None:
-            self._last_write = IOLoop.current().time()
-            self._timer = IOLoop.current().call_later(self.keepalive, self._tick)
+            self._last_write = self._loop.time()
+            self._timer = self._loop.call_later(self.keepalive, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
@@ -161,7 +162,7 @@ class _ClientSink(SinkBase):
                 return
         except ReferenceError:  # the handler is gone (the sink holds it weakly): nothing to keep
             return
-        loop = IOLoop.current()
+        loop = self._loop
         if loop.time() - self._last_write >= self.keepalive:
             self.handler.write(sse.comment("keep-alive"))
             loop.add_callback(self._flush)
@@ -169,7 +170,7 @@ class _ClientSink(SinkBase):
 
     def _stop_keepalive(self) -> None:
         if self._timer is not None:
-            IOLoop.current().remove_timeout(self._timer)
+            self._loop.remove_timeout(self._timer)
             self._timer = None
 
 

@@ -139,18 +139,19 @@ class UpstreamCall:
 
     def __init__(self, wire: WireRequest, connect_timeout: float, proxy_url: str,
                  on_chunk: ChunkCallback | None, first_byte_timeout: float,
-                 idle_timeout: float, max_response: int) -> None:
+                 idle_timeout: float, max_response: int,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         # What `_CurlClient` sends.
         self.wire, self.connect_timeout, self.proxy_url = wire, connect_timeout, proxy_url
-        self._loop = IOLoop.current()
+        # The asyncio loop itself, not Tornado's IOLoop: its call_at and add_callback wrap
+        # every callback once more, and look the running loop up on each call.
+        self._loop = loop or asyncio.get_running_loop()
         self._on_chunk = on_chunk
         self._first_byte_timeout = first_byte_timeout
         self._idle_timeout = idle_timeout
         self._max_response = max_response
         self._started = self._last_activity = self._loop.time()
-        self._done: asyncio.Future[UpstreamResponse] = asyncio.get_running_loop().create_future()
-        # A failure nobody awaits (cancelled before `result()`) must not log "never retrieved".
-        self._done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._done: asyncio.Future[UpstreamResponse] = self._loop.create_future()
         self._client: _CurlClient | None = None
         self._curl: pycurl.Curl | None = None
         self._curl_info: object = None  # identifies our transfer on a reusable curl handle
@@ -216,7 +217,7 @@ class UpstreamCall:
         self._head.append(line)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.add_callback(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _curl_write(self, chunk: bytes) -> int | None:
         if self._holding:
@@ -226,7 +227,7 @@ class UpstreamCall:
         self._queue.append(chunk)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.add_callback(self._flush)
+            self._loop.call_soon(self._flush)
         return None
 
     # -- on the IOLoop ----------------------------------------------------------------------------
@@ -350,7 +351,7 @@ class UpstreamCall:
         if error is None:  # any real HTTP status, 2xx or not, is an answer
             self._done.set_result(self._response(code or 0))
             return
-        self._done.set_exception(self._map_failure(error))
+        self._failed(self._map_failure(error))
 
     # -- outcomes ---------------------------------------------------------------------------------
 
@@ -377,8 +378,14 @@ class UpstreamCall:
         self._stop_timer()
         if self._done.done():
             return
-        self._done.set_exception(error)
+        self._failed(error)
         self._abandon(error.message)
+
+    def _failed(self, error: ProxyError) -> None:
+        self._done.set_exception(error)
+        # Marked as seen: a failure nobody awaits (cancelled before `result()`) must not log
+        # "exception was never retrieved"; an awaiting `result()` still gets it raised.
+        self._done.exception()
 
     def _abandon(self, why: str) -> None:
         """Drop what is queued and abort the transfer, if it is still ours."""
@@ -389,7 +396,7 @@ class UpstreamCall:
 
     def _stop_timer(self) -> None:
         if self._timer is not None:
-            self._loop.remove_timeout(self._timer)
+            self._timer.cancel()  # type: ignore[attr-defined]
             self._timer = None
 
     def cancel(self) -> None:
@@ -656,8 +663,9 @@ class Transport:
         apply back-pressure); without it the body is buffered into the response.
         ``proxy_url`` sends the request through that proxy (see the module docstring).
         """
+        client = self._curl_client()
         call = UpstreamCall(wire, connect_timeout, proxy_url or "", on_chunk, first_byte_timeout,
-                            idle_timeout, self._max_response)
+                            idle_timeout, self._max_response, client._aio)
         if proxy_url:
             try:
                 call._tunnel_head = _proxy_scheme(proxy_url) in ("http", "https")
@@ -665,7 +673,7 @@ class Transport:
                 call._fail(err)
                 return call
         call._begin()
-        self._curl_client().submit(call)
+        client.submit(call)
         return call
 
     async def send(self, wire: WireRequest, *, connect_timeout: float, first_byte_timeout: float,
