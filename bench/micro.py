@@ -16,7 +16,6 @@ Usage: ``python bench/micro.py [--chunks 500] [--repeat 7]``.
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import fake_upstream
 from cliproxyd import jsontext
 from cliproxyd.formats import codec, sse
 from cliproxyd.handlers.proxy import parse_json_object
-from cliproxyd.pipeline import ClientSide, Pipeline, _Relay
+from cliproxyd.pipeline import ClientSide, _Plan, _Relay
 from cliproxyd.routing.models import Credential
 
 _CREDENTIAL = Credential(id="bench-0001", kind="openai_compat", api_key="upstream-key-0001",
@@ -66,10 +65,7 @@ def _chunks(kind: str, n: int) -> list[bytes]:
 
 
 def run_once(client_fmt: str, upstream_fmt: str, kind: str, n: int) -> float:
-    client = ClientSide.of(client_fmt)
-    pipeline = Pipeline(None, None)  # type: ignore[arg-type]
-    extra = [{}] if "client_headers" in inspect.signature(pipeline._plan).parameters else []
-    plan = pipeline._plan(client, BODIES[client_fmt], None, None, *extra)
+    plan = _Plan(ClientSide.of(client_fmt), BODIES[client_fmt], None, None, {}, 1_700_000_000)
     passthrough = client_fmt == upstream_fmt
     upstream = codec(upstream_fmt)
     chunks = _chunks(kind, n)
