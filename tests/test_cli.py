@@ -146,3 +146,69 @@ def test_an_unknown_event_loop_is_a_usage_error_before_anything_starts(tmp_path)
     assert result.returncode == 64
     assert "CLIPROXYD_EVENT_LOOP must be uvloop or asyncio, not 'trio'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class _Writes:
+    """A stream that records each write call."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _batched_logger(name: str):
+    import logging
+
+    from cliproxyd.cli import _BatchedStreamHandler
+
+    stream = _Writes()
+    handler = _BatchedStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log = logging.getLogger(name)
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    return log, stream
+
+
+def test_lines_logged_in_one_loop_iteration_are_written_together():
+    import asyncio
+
+    log, stream = _batched_logger("cliproxyd.test.batched")
+
+    async def main():
+        log.info("one")
+        log.info("two")
+        held = list(stream.writes)
+        await asyncio.sleep(0)  # the iteration ends: the scheduled write runs
+        after_iteration = list(stream.writes)
+        log.info("three")
+        log.warning("now")  # a warning goes out at once, with what came before it
+        return held, after_iteration, list(stream.writes)
+
+    held, after_iteration, final = asyncio.run(main())
+    assert held == []
+    assert after_iteration == ["INFO one\nINFO two\n"]
+    assert final == after_iteration + ["INFO three\nWARNING now\n"]
+
+
+def test_lines_logged_off_the_loop_are_written_at_once():
+    import asyncio
+
+    log, stream = _batched_logger("cliproxyd.test.batched2")
+    log.info("start-up")
+    assert stream.writes == ["INFO start-up\n"]
+
+    async def main():
+        log.info("on the loop")
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(main())
+    loop.close()
+    log.info("after")
+    assert stream.writes[1:] == ["INFO on the loop\n", "INFO after\n"]
