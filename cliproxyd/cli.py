@@ -131,6 +131,13 @@ class _LogFormatter(logging.Formatter):
             self._text = time.strftime(self.default_time_format, self.converter(second))
         return self.default_msec_format % (self._text, record.msecs)
 
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        # The format string spelled out: Formatter.format looks for "%(asctime)" in it and
+        # fills it from the record's __dict__ on every line.
+        return f"{self.formatTime(record)} {record.levelname} {record.name}: {record.getMessage()}"
+
 
 class _BatchedStreamHandler(logging.StreamHandler):
     """A StreamHandler that writes the lines one event-loop iteration logged in one go.

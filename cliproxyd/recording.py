@@ -63,6 +63,7 @@ def _record(state: Any, runtime: Any, done: RequestDone) -> None:
     usage = getattr(outcome, "usage", None)
     model = getattr(outcome, "model", "") or done.requested_model
     failed = done.status >= 400 or getattr(outcome, "stream_error", None) is not None
+    tokens = _tokens(usage)
     if runtime.config.usage_statistics_enabled:
         ts_us = int(done.started * 1e6)
         cred_id = getattr(outcome, "credential_id", None) or ""
@@ -71,7 +72,7 @@ def _record(state: Any, runtime: Any, done: RequestDone) -> None:
             ts_us=ts_us, offset=offset, buckets=buckets, api=done.api, model=model,
             source=getattr(outcome, "credential", None) or "",
             auth_index=cred_id.rpartition("-")[2], failed=failed,
-            latency_ms=int(done.duration * 1000), **_tokens(usage))
+            latency_ms=int(done.duration * 1000), **tokens)
         state.usage.record(runtime.config, rec)
     listed = runtime.registry.find(model) if model else None
     provider = getattr(outcome, "provider", None) or "none"
@@ -79,7 +80,7 @@ def _record(state: Any, runtime: Any, done: RequestDone) -> None:
         client_format=done.client_format, provider=provider,
         model=listed.id if listed is not None else "other", code=done.status,
         duration=done.duration, ttfb=done.first_byte if getattr(outcome, "attempts", 0) else None,
-        tokens=_tokens(usage))
+        tokens=tokens)
     for kind, err in _upstream_failures(outcome):
         state.metrics.upstream_error(kind, err.kind.value)
 

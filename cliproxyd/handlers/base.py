@@ -14,6 +14,7 @@ closing the connection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -242,9 +243,9 @@ class _GuardedDelegate(httputil.HTTPMessageDelegate):
     """
 
     def __init__(self, inner: httputil.HTTPMessageDelegate, conn: Any, state: AppState, limit: int,
-                 body_timeout: float) -> None:
+                 body_timeout: float, loop: asyncio.AbstractEventLoop) -> None:
         self._inner, self._conn, self._state, self._limit = inner, conn, state, limit
-        self._body_timeout = body_timeout
+        self._body_timeout, self._loop = body_timeout, loop
         self._body_timer: Any = None
         self._received = 0
         self._too_large = False
@@ -256,8 +257,7 @@ class _GuardedDelegate(httputil.HTTPMessageDelegate):
         if length.strip().isdigit() and int(length) > self._limit:
             self._mark_too_large()
         if (length not in ("", "0") or "Transfer-Encoding" in headers) and self._body_timeout > 0:
-            self._body_timer = IOLoop.current().asyncio_loop.call_later(  # type: ignore[attr-defined]
-                self._body_timeout, self._body_timed_out)
+            self._body_timer = self._loop.call_later(self._body_timeout, self._body_timed_out)
         result = self._inner.headers_received(start_line, headers)
         if self._too_large and result is None and self._handler_is_ours():
             # Run the handler now with no body (its prepare() answers 401 or 413) and hold the
@@ -318,13 +318,16 @@ class ProxyApplication(web.Application):
     def __init__(self, handlers: list, runtime_ref: RuntimeRef, state: AppState, **settings: Any):
         self.runtime_ref = runtime_ref
         self.state = state
+        self._loop: asyncio.AbstractEventLoop | None = None
         super().__init__(handlers, **settings)
 
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
         inner = super().start_request(server_conn, request_conn)
-        limit = self.runtime_ref.current.config.max_body_size
-        timeouts = self.runtime_ref.current.config.timeouts
-        return _GuardedDelegate(inner, request_conn, self.state, limit, timeouts.client_body)
+        config = self.runtime_ref.current.config
+        if self._loop is None:  # the loop that serves us, looked up once
+            self._loop = asyncio.get_running_loop()
+        return _GuardedDelegate(inner, request_conn, self.state, config.max_body_size,
+                                config.timeouts.client_body, self._loop)
 
 
 def server_body_limit(max_body_size: int) -> int:

@@ -18,8 +18,11 @@ __all__ = ["PROVIDER_KINDS", "Provider", "WireRequest", "provider_for"]
 PROVIDER_KINDS = ("gemini", "claude", "codex", "openai_compat")
 
 
+# Providers hold no state: one instance each serves every request (the pipeline asks per attempt).
+_PROVIDERS: dict[str, Provider] = {"gemini": GeminiProvider(), "claude": ClaudeProvider(),
+                                   "codex": CodexProvider(), "openai_compat": OpenAICompatProvider()}
+
+
 def provider_for(kind: str) -> Provider:
     """The provider for a credential kind.  KeyError for an unknown kind."""
-    factories = {"gemini": GeminiProvider, "claude": ClaudeProvider, "codex": CodexProvider,
-                 "openai_compat": OpenAICompatProvider}
-    return factories[kind]()
+    return _PROVIDERS[kind]

@@ -526,6 +526,23 @@ def test_libcurl_timer_requests_map_to_one_pending_callback_or_none():
     assert 59 < delay <= 60
 
 
+def test_a_header_with_a_line_break_is_refused_not_sent():
+    """A CR or LF in a header value (an upstream key pasted with its newline, say) would split
+    the request's headers: the call fails before anything is sent."""
+
+    async def scenario(t, base, state):
+        bad = WireRequest("POST", base + "/peer", {"Authorization": "Bearer k\r\nX-Evil: 1"}, b"{}")
+        with pytest.raises(ProxyError) as info:
+            await t.send(bad, connect_timeout=5, first_byte_timeout=LONG, idle_timeout=LONG)
+        ok = await t.send(wire(base + "/peer"), connect_timeout=5, first_byte_timeout=LONG,
+                          idle_timeout=LONG)
+        return info.value, ok.status
+
+    err, status = run(scenario)
+    assert err.status == 502 and "CR or LF" in err.message
+    assert status == 200  # the client goes on serving
+
+
 def test_a_cancelled_transfer_is_not_pooled():
     async def scenario(t, base, state):
         got_first = asyncio.Event()
