@@ -60,7 +60,8 @@ _ID_PREFIX = {"openai_chat": "chatcmpl-", "claude": "msg_", "openai_responses": 
 class ClientSide:
     """How to read the client's request and answer it: its codec's functions.  ``head`` reads
     only the model and stream flag, for requests that may pass through undecoded; a side
-    without it (``passthrough`` False) is always decoded."""
+    without it (legacy completions, a Responses body on the chat route, the WebSocket turn) is
+    decoded at once."""
 
     format: str
     decode: Callable[[Mapping[str, Any], str | None], ir.Request]
