@@ -139,13 +139,12 @@ class UpstreamCall:
 
     def __init__(self, wire: WireRequest, connect_timeout: float, proxy_url: str,
                  on_chunk: ChunkCallback | None, first_byte_timeout: float,
-                 idle_timeout: float, max_response: int,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 idle_timeout: float, max_response: int, loop: asyncio.AbstractEventLoop) -> None:
         # What `_CurlClient` sends.
         self.wire, self.connect_timeout, self.proxy_url = wire, connect_timeout, proxy_url
         # The asyncio loop itself, not Tornado's IOLoop: its call_at and add_callback wrap
         # every callback once more, and look the running loop up on each call.
-        self._loop = loop or asyncio.get_running_loop()
+        self._loop = loop
         self._on_chunk = on_chunk
         self._first_byte_timeout = first_byte_timeout
         self._idle_timeout = idle_timeout
